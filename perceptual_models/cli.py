@@ -1,0 +1,259 @@
+"""`python -m perceptual_models <command>`: the library from the command line.
+
+Every command prints a one-line error (exit status 2) for bad input instead of a traceback.
+`--size` is always the longer side in pixels, aspect ratio kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import __version__
+
+
+def _versions() -> dict[str, str]:
+    import gradio
+    import huggingface_hub
+    import PIL
+    import safetensors
+    import torchvision
+
+    return {
+        "perceptual_models": __version__, "python": platform.python_version(), "torch": torch.__version__,
+        "torchvision": torchvision.__version__, "gradio": gradio.__version__,
+        "huggingface_hub": huggingface_hub.__version__, "safetensors": safetensors.__version__,
+        "pillow": PIL.__version__,
+    }
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    from .inference import cpu_has_bf16, device_name, pick_device
+    from .vgg import LossNetworkUnavailable, resolve_weights
+
+    for name, version in _versions().items():
+        print(f"{name:<18}{version}")
+    device = pick_device(args.device)
+    print(f"{'device':<18}{device_name(device)}" + ("  [bf16]" if device.type == "cpu" and cpu_has_bf16() else ""))
+    try:
+        _, weight_format, source = resolve_weights("vgg16", download=False)
+        print(f"{'loss network':<18}vgg16 ({weight_format} format) from {source}")
+    except LossNetworkUnavailable as exc:
+        print(f"{'loss network':<18}unavailable: {exc}")
+
+
+def _image_and_size(path: str, size: int | None) -> torch.Tensor:
+    from .image_io import load_image, resize_longer_side
+
+    image = load_image(path)
+    return resize_longer_side(image, size) if size else image
+
+
+def cmd_gatys(args: argparse.Namespace) -> None:
+    from .gatys import GatysSettings, run
+    from .image_io import save_image
+    from .inference import device_name, pick_device
+    from .vgg import load_loss_network
+
+    settings = GatysSettings(
+        iterations=args.iters, optimizer=args.optimizer, content_weight=args.content_weight,
+        style_weight=args.style_weight, tv_weight=args.tv_weight, init=args.init, seed=args.seed,
+        preserve_color=args.preserve_color, report_every=1,
+    )
+    settings.validate()
+    device = pick_device(args.device)
+    content = _image_and_size(args.content, args.size)
+    style = _image_and_size(args.style, args.style_size or args.size)
+    network = load_loss_network(settings.layers, weights=args.vgg_weights, device=device)
+    final = None
+    with tqdm(total=settings.iterations, desc="gatys", unit="it") as bar:
+        for final in run(content, style, network, settings):
+            bar.update(final.iteration - bar.n)
+            bar.set_postfix(total=f"{final.losses['total']:.4g}")
+    save_image(final.image, args.output)
+    print(f"{args.output}: {final.iteration} iterations in {final.elapsed:.2f} s on {device_name(device)}")
+    if args.report:
+        report = {"settings": {**settings.as_dict(), "size": list(final.image.shape[-2:]),
+                               "content": args.content, "style": args.style,
+                               "loss_network": network.source, "loss_network_format": network.weight_format},
+                  "device": device_name(device), "seconds": final.elapsed, "iterations": final.iteration,
+                  "history": final.history}
+        Path(args.report).write_text(json.dumps(report, indent=2))
+
+
+def cmd_stylize(args: argparse.Namespace) -> None:
+    from .image_io import save_image
+    from .inference import Runner, device_name, pick_device
+
+    device = pick_device(args.device)
+    runner = Runner.load(args.model, device, args.precision)
+    image = _image_and_size(args.input, args.size)
+    runner.timed(image)  # warm-up: first call allocates and picks kernels
+    output, seconds = runner.timed(image)
+    save_image(output, args.output)
+    height, width = output.shape[-2:]
+    print(f"{args.output}: {width}x{height} in {seconds * 1000:.1f} ms on {device_name(device)}")
+
+
+def cmd_upscale(args: argparse.Namespace) -> None:
+    from .image_io import load_image, save_image
+    from .inference import Runner, device_name, pick_device, sr_model_name, upscale
+
+    device = pick_device(args.device)
+    image = load_image(args.input, min_side=1)
+    runner = None
+    if args.method != "bicubic":
+        runner = Runner.load(args.model or sr_model_name(args.method, args.scale), device, args.precision)
+        if runner.config.get("params", {}).get("scale") != args.scale:
+            raise ValueError(f"The model upscales x{runner.config['params'].get('scale')}, not x{args.scale}.")
+        upscale(image, args.method, args.scale, runner)  # warm-up
+    result = upscale(image, args.method, args.scale, runner)
+    save_image(result.image, args.output)
+    height, width = result.image.shape[-2:]
+    print(f"{args.output}: {width}x{height} ({args.method}, x{args.scale}) in "
+          f"{result.seconds * 1000:.1f} ms on {device_name(device)}")
+
+
+def cmd_evaluate_sr(args: argparse.Namespace) -> None:
+    from .evaluate import evaluate_sr, format_table
+    from .inference import SR_LABELS, Runner, bicubic_upscale, pick_device, sr_model_name
+
+    device = pick_device(args.device)
+    methods = {}
+    for method in args.methods.split(","):
+        if method == "bicubic":
+            methods[method] = lambda lr: bicubic_upscale(lr, args.scale)
+        elif method in SR_LABELS:
+            methods[method] = Runner.load(sr_model_name(method, args.scale), device, precision="exact")
+        else:
+            raise ValueError(f"Unknown method {method!r}; choose from {', '.join(SR_LABELS)}.")
+    result = evaluate_sr(args.data, args.scale, methods, args.blur_sigma)
+    print(format_table(result, SR_LABELS))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+        print(f"wrote {args.json}")
+
+
+def cmd_hub(args: argparse.Namespace) -> None:
+    import os
+
+    from . import hub, publish
+
+    if getattr(args, "repo", None):
+        os.environ[hub.REPO_ENV] = args.repo
+    if getattr(args, "revision", None):
+        os.environ[hub.REVISION_ENV] = args.revision
+    repo, revision, _ = hub.hub_settings()
+    if args.hub_command == "list":
+        print(f"Hub repo {repo}@{revision}; local dir {os.environ.get(hub.LOCAL_DIR_ENV) or '-'}")
+        for name in hub.available_models():
+            try:
+                print(f"{name:<28}{hub.resolve(name).origin}")
+            except hub.WeightsUnavailable as exc:
+                print(f"{name:<28}unavailable: {exc}")
+    elif args.hub_command == "download":
+        for resolved in hub.download_all():
+            print(f"{resolved.name:<28}{resolved.weights}")
+    elif args.hub_command == "export":
+        path = publish.export_model(Path(args.model), args.name, Path(args.to))
+        publish.prepare_repo(Path(args.to))
+        print(f"wrote {path} (+ .json, .md); updated {Path(args.to) / 'manifest.json'}")
+    elif args.hub_command == "push":
+        url = publish.push(Path(args.source), args.repo, tag=args.tag, private=args.private)
+        print(f"pushed {args.source} to {url}" + (f" and tagged {args.tag}" if args.tag else ""))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m perceptual_models", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        sub.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+        return sub
+
+    command("info", cmd_info, "versions, device, and where the VGG loss network resolves from")
+
+    gatys = command("gatys", cmd_gatys, "optimisation-based style transfer (Gatys et al.)")
+    gatys.add_argument("--content", required=True)
+    gatys.add_argument("--style", required=True)
+    gatys.add_argument("-o", "--output", required=True)
+    gatys.add_argument("--size", type=int, default=256, help="longer side of the output")
+    gatys.add_argument("--style-size", type=int, default=None, help="longer side of the style image (default: --size)")
+    gatys.add_argument("--iters", type=int, default=300)
+    gatys.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "adam"])
+    gatys.add_argument("--content-weight", type=float, default=1.0)
+    gatys.add_argument("--style-weight", type=float, default=3e-4)
+    gatys.add_argument("--tv-weight", type=float, default=1e5)
+    gatys.add_argument("--init", default="content", choices=["content", "noise"])
+    gatys.add_argument("--seed", type=int, default=0)
+    gatys.add_argument("--preserve-color", action="store_true", help="luminance-only transfer")
+    gatys.add_argument("--vgg-weights", default=None)
+    gatys.add_argument("--report", default=None, help="write a JSON report here")
+
+    stylize = command("stylize", cmd_stylize, "feed-forward style transfer with a trained network")
+    stylize.add_argument("--model", required=True, help="style/<name> or path/to/model.safetensors")
+    stylize.add_argument("input")
+    stylize.add_argument("-o", "--output", required=True)
+    stylize.add_argument("--size", type=int, default=None, help="longer side (default: keep)")
+    stylize.add_argument("--precision", default="fast", choices=["fast", "exact"])
+
+    upscale = command("upscale", cmd_upscale, "super-resolve a low-resolution image")
+    upscale.add_argument("--method", default="feat", choices=["bicubic", "srcnn", "pixel", "feat"])
+    upscale.add_argument("--scale", type=int, default=4, choices=[4, 8])
+    upscale.add_argument("--model", default=None, help="weights path (default: the bundled/Hub model)")
+    upscale.add_argument("input")
+    upscale.add_argument("-o", "--output", required=True)
+    upscale.add_argument("--precision", default="fast", choices=["fast", "exact"])
+
+    evaluate = command("evaluate-sr", cmd_evaluate_sr, "PSNR/SSIM table on an SR benchmark folder")
+    evaluate.add_argument("--data", required=True, help="folder of ground-truth images (e.g. Set5)")
+    evaluate.add_argument("--scale", type=int, default=4, choices=[4, 8])
+    evaluate.add_argument("--methods", default="bicubic,srcnn,pixel,feat")
+    evaluate.add_argument("--blur-sigma", type=float, default=0.0, help="Gaussian blur before downsampling")
+    evaluate.add_argument("--json", default=None)
+
+    hub = commands.add_parser("hub", help="list, download, export and publish weights",
+                              description="Weights on the Hugging Face Hub and in the bundled copy.")
+    hub_commands = hub.add_subparsers(dest="hub_command", required=True, metavar="hub_command")
+    for name, help_text in (("list", "every model and where it resolves from"),
+                            ("download", "prefetch every file of the Hub repo into the local cache")):
+        sub = hub_commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=cmd_hub)
+        sub.add_argument("--repo", default=None, help="Hub repo id (default: $PERCEPTUAL_HUB_REPO or the project's)")
+        sub.add_argument("--revision", default=None, help="tag, branch or commit (default: pinned)")
+    export = hub_commands.add_parser("export", help="add a trained model to a Hub-layout folder (fp16 + card)")
+    export.set_defaults(handler=cmd_hub)
+    export.add_argument("model", help="a trained model.safetensors (with model.json beside it)")
+    export.add_argument("--name", required=True, help="e.g. style/starry_night or sr/x4_feat")
+    export.add_argument("--to", required=True, help="the Hub-layout folder")
+    push = hub_commands.add_parser("push", help="build manifest + model card and upload a folder")
+    push.set_defaults(handler=cmd_hub)
+    push.add_argument("--repo", required=True)
+    push.add_argument("--from", dest="source", required=True, help="the Hub-layout folder to upload")
+    push.add_argument("--tag", default=None, help="tag the uploaded commit (the app pins a tag)")
+    push.add_argument("--private", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .hub import WeightsUnavailable
+    from .image_io import ImageError
+    from .vgg import LossNetworkUnavailable
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except (ImageError, LossNetworkUnavailable, WeightsUnavailable, ValueError, FileNotFoundError,
+            RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

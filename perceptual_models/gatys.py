@@ -1,0 +1,189 @@
+"""Optimisation-based style transfer (Gatys, Ecker & Bethge 2015): the paper's slow baseline.
+
+The output image itself is optimised to minimise
+    content_weight * feature loss + style_weight * style loss + tv_weight * TV
+with the same loss network and `PerceptualLoss` the feed-forward networks are trained with.
+`run` is a generator of `Progress` events so a UI can stream intermediate images and stop early.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterator
+
+import torch
+
+from .image_io import cap_pixels, rgb_to_ycbcr, ycbcr_to_rgb
+from .losses import PAPER_STYLE_LAYERS, PerceptualLoss
+from .vgg import LossNetwork, layer_names
+
+OPTIMIZERS = ("lbfgs", "adam")
+
+
+@dataclass
+class GatysSettings:
+    """Defaults give recognisable content with the painting's strokes and palette at 256-512 px."""
+
+    iterations: int = 300
+    optimizer: str = "lbfgs"
+    content_weight: float = 1.0
+    style_weight: float = 3e-4
+    tv_weight: float = 1e5
+    content_layers: tuple[str, ...] = ("relu2_2",)
+    style_layers: tuple[str, ...] = PAPER_STYLE_LAYERS
+    init: str = "content"
+    seed: int = 0
+    preserve_color: bool = False
+    adam_lr: float = 0.02
+    report_every: int = 10
+    max_pixels: int = 1024 * 1024
+
+    def validate(self, arch: str = "vgg16") -> None:
+        """Raise ValueError with a clear message for settings that cannot work."""
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be at least 1, got {self.iterations}.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
+        if self.init not in ("content", "noise"):
+            raise ValueError(f"init must be 'content' or 'noise', got {self.init!r}.")
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        if self.report_every < 1:
+            raise ValueError("report_every must be at least 1.")
+        names = layer_names(arch)
+        unknown = [layer for layer in (*self.content_layers, *self.style_layers) if layer not in names]
+        if unknown:
+            raise ValueError(
+                f"Unknown layer(s) {unknown}; use VGG names such as relu2_2 or relu4_3."
+            )
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return (*self.content_layers, *self.style_layers)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Progress:
+    iteration: int
+    image: torch.Tensor  # (1, 3, H, W) in [0, 1], on the CPU
+    losses: dict[str, float]  # total, content, style, tv (unweighted terms, weighted total)
+    elapsed: float  # seconds since the optimisation started (GPU synchronised)
+    done: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _luminance_as_rgb(image: torch.Tensor) -> torch.Tensor:
+    return rgb_to_ycbcr(image)[:, :1].expand(-1, 3, -1, -1)
+
+
+def _match_luminance(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Style luminance shifted/scaled to the content's mean and std (Gatys et al. 2016, colour)."""
+    style_y, content_y = rgb_to_ycbcr(style)[:, :1], rgb_to_ycbcr(content)[:, :1]
+    matched = (style_y - style_y.mean()) / (style_y.std() + 1e-6) * content_y.std() + content_y.mean()
+    return matched.expand(-1, 3, -1, -1)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run(
+    content: torch.Tensor,
+    style: torch.Tensor,
+    network: LossNetwork,
+    settings: GatysSettings | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[Progress]:
+    """Optimise an image; yields a `Progress` every `report_every` iterations and a final one.
+
+    `content` and `style` are (1, 3, H, W) RGB in [0, 1]; the output has the content's size
+    (after the pixel cap). `should_stop` is polled before every iteration.
+    """
+    settings = settings or GatysSettings()
+    settings.validate(network.arch)
+    missing = [layer for layer in settings.layers if layer not in network.layers]
+    if missing:
+        raise ValueError(f"The loss network does not compute {missing}; load it with these layers.")
+    device = next(network.parameters()).device
+    content, _ = cap_pixels(content, settings.max_pixels)
+    style, _ = cap_pixels(style, settings.max_pixels)
+    content, style = content.to(device), style.to(device)
+    if settings.preserve_color:
+        chroma = rgb_to_ycbcr(content)[:, 1:]
+        style = _match_luminance(style, content)
+        content = _luminance_as_rgb(content)
+
+    loss_fn = PerceptualLoss(
+        network, settings.content_layers, settings.style_layers,
+        content_weight=settings.content_weight, style_weight=settings.style_weight,
+        tv_weight=settings.tv_weight,
+    )
+    loss_fn.set_style(style)
+    targets = loss_fn.targets(content)
+
+    generator = torch.Generator().manual_seed(settings.seed)
+    if settings.init == "content":
+        start = content.clone()
+    else:
+        start = torch.rand(content.shape, generator=generator).to(device)
+    image = start.requires_grad_(True)
+    if settings.optimizer == "lbfgs":
+        # One function evaluation per step() call, so progress and cancellation are per iteration.
+        optimizer = torch.optim.LBFGS([image], lr=1.0, max_iter=1, history_size=100)
+    else:
+        optimizer = torch.optim.Adam([image], lr=settings.adam_lr)
+
+    def to_output(x: torch.Tensor) -> torch.Tensor:
+        x = x.detach().clamp(0, 1)
+        if settings.preserve_color:
+            luma = rgb_to_ycbcr(x)[:, :1]
+            x = ycbcr_to_rgb(torch.cat([luma, chroma], dim=1)).clamp(0, 1)
+        return x.cpu()
+
+    last: dict[str, torch.Tensor] = {}
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        losses = loss_fn(image, targets)
+        losses["total"].backward()
+        last.update(losses)
+        return losses["total"]
+
+    history: list[dict[str, float]] = []
+    _synchronize(device)
+    started = time.perf_counter()
+    iteration = 0
+    for iteration in range(1, settings.iterations + 1):
+        if should_stop is not None and should_stop():
+            iteration -= 1
+            break
+        optimizer.step(closure)
+        if settings.optimizer == "adam":
+            with torch.no_grad():
+                image.clamp_(0, 1)
+        values = {k: float(last[k].detach()) for k in ("total", "content", "style", "tv")}
+        history.append({"iteration": iteration, **values})
+        if iteration % settings.report_every == 0 and iteration < settings.iterations:
+            _synchronize(device)
+            yield Progress(iteration, to_output(image), values, time.perf_counter() - started, False, history)
+    _synchronize(device)
+    elapsed = time.perf_counter() - started
+    values = history[-1] if history else {}
+    yield Progress(iteration, to_output(image), {k: v for k, v in values.items() if k != "iteration"},
+                   elapsed, True, history)
+
+
+def transfer(
+    content: torch.Tensor, style: torch.Tensor, network: LossNetwork, settings: GatysSettings | None = None
+) -> Progress:
+    """Run to the end and return the final `Progress` (image, losses, time, history)."""
+    final = None
+    for final in run(content, style, network, settings):
+        pass
+    return final

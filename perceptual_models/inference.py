@@ -1,0 +1,129 @@
+"""Run the trained networks: load once, run fast, time honestly.
+
+`Runner` wraps a network for inference on one device. Its "fast" precision (the default for the
+app and CLI) uses bf16 autocast and channels_last where the hardware supports them; "exact" is
+the plain fp32 reference path used by the tests and by evaluation.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .image_io import resize
+from .networks import from_pretrained
+
+SR_METHODS = ("bicubic", "srcnn", "pixel", "feat")
+SR_LABELS = {"bicubic": "Bicubic", "srcnn": "SRCNN-style", "pixel": "Ours, l_pixel", "feat": "Ours, l_feat"}
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' -> CUDA when present, else CPU; an explicit 'cuda' without a GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but PyTorch sees no CUDA GPU here.")
+    return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    """Human-readable device for timing tables: the GPU's name or the CPU model and threads."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"CPU ({cpu}, {torch.get_num_threads()} threads)"
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """True where the CPU has native bf16 arithmetic (AVX512-BF16 or AMX), so bf16 is a speed-up."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def sr_model_name(method: str, scale: int) -> str:
+    """Hub name of an SR method's weights: srcnn/x4, sr/x4_pixel, sr/x8_feat ..."""
+    if method == "srcnn":
+        return f"srcnn/x{scale}"
+    if method in ("pixel", "feat"):
+        return f"sr/x{scale}_{method}"
+    raise ValueError(f"No trained model for SR method {method!r}.")
+
+
+class Runner:
+    """A network in eval mode on one device, with a fast (bf16/channels_last) or exact fp32 path."""
+
+    def __init__(self, model: nn.Module, config: dict, device: torch.device, precision: str = "fast") -> None:
+        if precision not in ("fast", "exact"):
+            raise ValueError(f"precision must be 'fast' or 'exact', got {precision!r}.")
+        self.config, self.device = config, device
+        self.use_bf16 = precision == "fast" and (device.type == "cuda" or cpu_has_bf16())
+        self.channels_last = precision == "fast"
+        self.model = model.eval().requires_grad_(False).to(device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def load(cls, name_or_path: str, device: torch.device, precision: str = "fast") -> "Runner":
+        model, config = from_pretrained(name_or_path)
+        return cls(model, config, device, precision)
+
+    @torch.inference_mode()
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        """(1, 3, H, W) in [0, 1] on any device -> output in [0, 1] on the CPU, float32."""
+        x = image.to(self.device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
+            y = self.model(x)
+        return y.float().clamp(0, 1).cpu().contiguous()
+
+    def timed(self, image: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """Output and seconds, GPU synchronised before each clock read."""
+        synchronize(self.device)
+        start = time.perf_counter()
+        out = self(image)
+        synchronize(self.device)
+        return out, time.perf_counter() - start
+
+
+def bicubic_upscale(image: torch.Tensor, scale: int) -> torch.Tensor:
+    """The bicubic baseline, PIL-equivalent, rounded like an 8-bit image."""
+    return resize(image, (image.shape[-2] * scale, image.shape[-1] * scale)).clamp(0, 1)
+
+
+@dataclass
+class Timed:
+    image: torch.Tensor
+    seconds: float
+
+
+def upscale(image: torch.Tensor, method: str, scale: int, runner: Runner | None = None) -> Timed:
+    """Any SR method on a low-resolution image; `runner` is required for the trained methods."""
+    if method == "bicubic":
+        start = time.perf_counter()
+        out = bicubic_upscale(image, scale)
+        return Timed(out, time.perf_counter() - start)
+    if runner is None:
+        raise ValueError(f"Method {method!r} needs a loaded model.")
+    out, seconds = runner.timed(image)
+    return Timed(out, seconds)

@@ -1,0 +1,140 @@
+"""The paper's losses, shared by Gatys optimisation and by network training.
+
+- feature reconstruction: ||phi_j(y) - phi_j(y_c)||^2 / (C_j H_j W_j)
+- style reconstruction: sum_j w_j ||G_j(y) - G_j(y_s)||_F^2, with G_j = phi phi^T / (C_j H_j W_j)
+- pixel: ||y - y_c||^2 / (C H W)
+- total variation: mean squared difference of neighbouring pixels (a smoothness prior)
+All are averaged over the batch. Images are RGB in [0, 1] throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .vgg import LossNetwork
+
+PAPER_CONTENT_LAYERS = ("relu2_2",)
+PAPER_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, C) Gram matrix normalised by C*H*W (paper eq. 3)."""
+    b, c, h, w = features.shape
+    flat = features.float().reshape(b, c, h * w)  # fp32 even under autocast: sums of H*W products
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+def feature_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distance normalised by C*H*W, averaged over the batch."""
+    return (output - target).pow(2).mean()
+
+
+def style_loss(output_gram: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
+    """Squared Frobenius distance between Gram matrices, averaged over the batch."""
+    return (output_gram - target_gram).pow(2).sum(dim=(1, 2)).mean()
+
+
+def pixel_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-pixel squared error normalised by C*H*W (the paper's l_pixel)."""
+    return (output - target).pow(2).mean()
+
+
+def tv_loss(image: torch.Tensor) -> torch.Tensor:
+    """Total variation regulariser: mean squared difference of horizontal and vertical neighbours."""
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    return dx.pow(2).mean() + dy.pow(2).mean()
+
+
+@dataclass
+class Targets:
+    """What an output is compared against: the content (or high-res) image and its features."""
+
+    image: torch.Tensor | None
+    features: dict[str, torch.Tensor]
+
+
+class PerceptualLoss(nn.Module):
+    """Weighted sum of feature, style, pixel and TV losses, with per-term values for logging.
+
+    The style target is set once (`set_style`); content targets come with each call, so the
+    same object serves Gatys (fixed content) and training (a new batch each step).
+    """
+
+    def __init__(
+        self,
+        network: LossNetwork | None,
+        content_layers: Sequence[str] = PAPER_CONTENT_LAYERS,
+        style_layers: Sequence[str] = PAPER_STYLE_LAYERS,
+        content_weight: float = 1.0,
+        style_weight: float = 0.0,
+        tv_weight: float = 0.0,
+        pixel_weight: float = 0.0,
+        style_layer_weights: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        weights = dict(content=content_weight, style=style_weight, tv=tv_weight, pixel=pixel_weight)
+        negative = [name for name, value in weights.items() if value < 0]
+        if negative:
+            raise ValueError(f"Loss weights must be >= 0; got negative {', '.join(negative)} weight.")
+        if not any(weights.values()):
+            raise ValueError("All loss weights are zero: nothing to optimise.")
+        self.content_layers = tuple(content_layers) if content_weight else ()
+        self.style_layers = tuple(style_layers) if style_weight else ()
+        if (self.content_layers or self.style_layers) and network is None:
+            raise ValueError("Feature and style losses need a loss network.")
+        for layer in (*self.content_layers, *self.style_layers):
+            if network is not None and layer not in network.layers:
+                raise ValueError(f"Layer {layer!r} is not computed by the loss network ({network.layers}).")
+        if style_layer_weights is None:
+            style_layer_weights = [1.0] * len(self.style_layers)
+        if style_weight and len(style_layer_weights) != len(self.style_layers):
+            raise ValueError("Give one style layer weight per style layer.")
+        self.network = network
+        self.weights = weights
+        self.style_layer_weights = dict(zip(self.style_layers, style_layer_weights))
+        self.style_grams: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def set_style(self, style_image: torch.Tensor) -> None:
+        """Compute and keep the Gram matrices of the style image (once per style)."""
+        if not self.style_layers:
+            return
+        features = self.network(style_image)
+        self.style_grams = {layer: gram_matrix(features[layer]) for layer in self.style_layers}
+
+    @torch.no_grad()
+    def targets(self, image: torch.Tensor) -> Targets:
+        """Content features of `image` (no gradient), plus the image itself for the pixel loss."""
+        features = {}
+        if self.content_layers:
+            computed = self.network(image)
+            features = {layer: computed[layer] for layer in self.content_layers}
+        return Targets(image if self.weights["pixel"] else None, features)
+
+    def forward(self, output: torch.Tensor, targets: Targets) -> dict[str, torch.Tensor]:
+        """{'total', 'content', 'style', 'tv', 'pixel'}: weighted total and unweighted terms."""
+        zero = output.new_zeros(())
+        terms = dict(content=zero, style=zero, tv=zero, pixel=zero)
+        if self.content_layers or self.style_layers:
+            features = self.network(output)
+            for layer in self.content_layers:
+                terms["content"] = terms["content"] + feature_loss(features[layer], targets.features[layer])
+            if self.style_layers:
+                if not self.style_grams:
+                    raise RuntimeError("Call set_style(style_image) before computing the style loss.")
+                for layer in self.style_layers:
+                    gram = gram_matrix(features[layer])
+                    terms["style"] = terms["style"] + self.style_layer_weights[layer] * style_loss(
+                        gram, self.style_grams[layer]
+                    )
+        if self.weights["tv"]:
+            terms["tv"] = tv_loss(output)
+        if self.weights["pixel"]:
+            terms["pixel"] = pixel_loss(output, targets.image)
+        terms["total"] = sum(self.weights[name] * terms[name] for name in self.weights)
+        return terms

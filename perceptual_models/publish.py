@@ -1,0 +1,131 @@
+"""Build and publish a Hub-layout weights folder: fp16 models, model cards, manifest, upload."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .hub import sha256
+from .networks import load_from_files, save_pretrained
+
+PAPER = "https://arxiv.org/abs/1603.08155"
+
+# The works behind the bundled style images (all public domain); others are not redistributed.
+STYLE_SOURCES = {
+    "starry_night": "The Starry Night, Vincent van Gogh, 1889 (public domain)",
+    "the_scream": "The Scream, Edvard Munch, 1893 (public domain)",
+    "wave": "The Great Wave off Kanagawa, Katsushika Hokusai, c. 1831 (public domain)",
+    "composition_vii": "Composition VII, Wassily Kandinsky, 1913 (public domain)",
+    "udnie": "Udnie (Young American Girl, The Dance), Francis Picabia, 1913 (public domain in most countries)",
+}
+
+
+def _describe(config: dict) -> list[str]:
+    task, training = config.get("task", {}), config.get("training", {})
+    lines = [
+        f"- **Architecture**: `{config['architecture']}` {json.dumps(config.get('params', {}))}",
+        f"- **Task**: {json.dumps(task)}",
+        f"- **Training**: {training.get('iterations')} iterations, batch {training.get('batch_size_per_process')} "
+        f"x {training.get('processes', 1)} process(es), {training.get('optimizer')}, on {training.get('device')}"
+        f"{' (bf16)' if training.get('bf16') else ''}, {training.get('seconds')} s; "
+        f"data: {training.get('photos')} photos ({', '.join(Path(d).name for d in training.get('data', []))})",
+    ]
+    if training.get("note"):
+        lines.append(f"- **Note**: {training['note']}")
+    if config.get("loss_network"):
+        net = config["loss_network"]
+        lines.append(f"- **Loss network**: {net['arch']} ({net['format']} weights), layers {', '.join(net['layers'])}")
+    lines.append(f"- **Final training losses**: {json.dumps(config.get('final_losses', {}))}")
+    for key, value in config.get("evaluation", {}).items():
+        lines.append(f"- **{key}**: {value}")
+    style = task.get("style_image", "")
+    if style:
+        stem = Path(style).stem
+        lines.append(f"- **Style image**: {STYLE_SOURCES.get(stem, stem + ' (licence unknown: research/teaching use only)')}")
+    return lines
+
+
+def model_card(name: str, config: dict) -> str:
+    """A short Markdown card for one model, generated from its JSON config."""
+    return "\n".join([f"# {name}", "", f"Johnson et al., *Perceptual Losses for Real-Time Style Transfer "
+                      f"and Super-Resolution* ({PAPER}), reproduced.", "", *_describe(config), ""])
+
+
+def export_model(trained: Path, name: str, folder: Path, evaluation: dict | None = None) -> Path:
+    """Copy a trained `model.safetensors` into a Hub-layout folder as fp16, with config and card."""
+    model, config = load_from_files(trained)
+    if evaluation:
+        config["evaluation"] = {**config.get("evaluation", {}), **evaluation}
+    path = save_pretrained(model, config, folder / name, dtype=torch.float16)
+    path.with_suffix(".md").write_text(model_card(name, json.loads(path.with_suffix(".json").read_text())))
+    return path
+
+
+def repo_card(folder: Path) -> str:
+    """README.md for the Hub repo: YAML metadata (licence, tags, datasets, paper) and a model table."""
+    rows = []
+    for config_path in sorted(folder.rglob("*.json")):
+        name = config_path.relative_to(folder).with_suffix("").as_posix()
+        if name == "manifest" or not (config_path.with_suffix(".safetensors")).is_file():
+            continue
+        config = json.loads(config_path.read_text())
+        summary = ", ".join(f"{k}: {v}" for k, v in config.get("evaluation", {}).items()) or "-"
+        rows.append(f"| `{name}` | {config['architecture']} | {config.get('training', {}).get('iterations')} | {summary} |")
+    return "\n".join([
+        "---",
+        "license: mit",
+        "library_name: pytorch",
+        "pipeline_tag: image-to-image",
+        "tags:", "- style-transfer", "- super-resolution", "- perceptual-loss", "- safetensors",
+        "datasets:", "- sun397", "- urban100",
+        f"arxiv: '1603.08155'",
+        "---",
+        "",
+        "# Perceptual losses for real-time style transfer and super-resolution: trained weights",
+        "",
+        f"Weights for the [perceptual-losses](https://github.com/) teaching demo, a reproduction of "
+        f"Johnson, Alahi & Fei-Fei (ECCV 2016, [{PAPER}]({PAPER})). All weights are fp16 safetensors; "
+        "each has a JSON config (architecture, training settings, data, losses) and a Markdown card. "
+        "`manifest.json` lists the sha256 of every file; the loader checks it.",
+        "",
+        "| model | architecture | iterations | evaluation |",
+        "| --- | --- | --- | --- |",
+        *rows,
+        "",
+        "Style images in `styles/` are public-domain works, resized.",
+        "",
+    ])
+
+
+def write_manifest(folder: Path) -> dict:
+    """manifest.json: sha256 and size of every file in the folder (except itself)."""
+    files = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(folder).as_posix()
+        if relative == "manifest.json" or relative.startswith("."):
+            continue
+        files[relative] = {"sha256": sha256(path), "size": path.stat().st_size}
+    manifest = {"format": 1, "files": files}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def prepare_repo(folder: Path) -> dict:
+    """Write README.md (model card) and then manifest.json, so the manifest covers the card."""
+    (folder / "README.md").write_text(repo_card(folder))
+    return write_manifest(folder)
+
+
+def push(folder: Path, repo_id: str, tag: str | None = None, private: bool = False) -> str:
+    """Upload the folder as a model repo (token from `hf auth login` or HF_TOKEN); tag the commit."""
+    from huggingface_hub import HfApi
+
+    prepare_repo(folder)
+    api = HfApi()
+    api.create_repo(repo_id, exist_ok=True, private=private)
+    commit = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message="Update weights")
+    if tag:
+        api.create_tag(repo_id, tag=tag, revision=commit.oid, exist_ok=True)
+    return commit.commit_url

@@ -1,0 +1,61 @@
+"""Shared fixtures. Data comes from ../shared (override with PERCEPTUAL_SHARED); tests write only
+to temporary folders, and never touch the network unless they start their own local server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("PERCEPTUAL_SHARED", REPO.parent / "shared"))
+VGG_FILE = SHARED / "models" / "vgg16_caffe_features.safetensors"
+STYLES = SHARED / "data" / "styles"
+TRAIN_DATA = SHARED / "data" / "train"
+SET5 = SHARED / "data" / "sr_benchmark" / "Set5"
+PAPER_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's caches or reaches the real Hub or torchvision's servers."""
+    home = tmp_path_factory.mktemp("hf_home")
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
+    monkeypatch.delenv("PERCEPTUAL_WEIGHTS_DIR", raising=False)
+    monkeypatch.delenv("PERCEPTUAL_HUB_REPO", raising=False)
+    monkeypatch.delenv("PERCEPTUAL_HUB_REVISION", raising=False)
+    monkeypatch.setenv("PERCEPTUAL_VGG_WEIGHTS", str(VGG_FILE))
+    from perceptual_models import hub
+
+    hub._reachability.clear()
+
+
+@pytest.fixture(scope="session")
+def loss_network():
+    """The paper's VGG-16 (caffe weights from shared), through relu4_3."""
+    from perceptual_models.vgg import load_loss_network
+
+    return load_loss_network(PAPER_LAYERS, weights=VGG_FILE)
+
+
+@pytest.fixture(scope="session")
+def photo() -> torch.Tensor:
+    """A natural training photo, 64 px on the longer side."""
+    from perceptual_models.image_io import load_image, resize_longer_side
+
+    path = sorted((TRAIN_DATA / "urban100").glob("*.jpg"))[11]
+    return resize_longer_side(load_image(path), 64)
+
+
+@pytest.fixture(scope="session")
+def starry_night() -> torch.Tensor:
+    from perceptual_models.image_io import load_image, resize_longer_side
+
+    return resize_longer_side(load_image(STYLES / "starry_night.jpg"), 64)

@@ -1,0 +1,79 @@
+import pytest
+import torch
+
+from conftest import PAPER_LAYERS
+from perceptual_models.losses import PerceptualLoss, feature_loss, gram_matrix, pixel_loss, style_loss, tv_loss
+
+
+def test_gram_matrix_of_a_known_tensor():
+    # Two channels over a 1x2 image: phi = [[1, 2], [3, 4]]; G = phi phi^T / (C*H*W) = / 4.
+    features = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])
+    expected = torch.tensor([[[5.0, 11.0], [11.0, 25.0]]]) / 4
+    assert torch.equal(gram_matrix(features), expected)
+
+
+def test_elementary_losses_by_hand():
+    a, b = torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 2, 2)
+    b[0, 0, 0, 0] = 2.0
+    assert feature_loss(a, b).item() == pytest.approx(4 / 8)  # squared distance / (C*H*W)
+    assert pixel_loss(a, b).item() == pytest.approx(4 / 8)
+    g1, g2 = torch.eye(2)[None], torch.zeros(1, 2, 2)
+    assert style_loss(g1, g2).item() == pytest.approx(2.0)  # squared Frobenius norm
+    stripes = torch.tensor([[[[0.0, 1.0, 0.0, 1.0]] * 4]])
+    assert tv_loss(stripes).item() == pytest.approx(1.0)  # every horizontal step is 1, vertical 0
+    assert tv_loss(torch.full((1, 3, 5, 5), 0.3)).item() == 0.0
+
+
+def test_perceptual_loss_is_zero_for_identical_images_and_positive_otherwise(loss_network, photo):
+    loss = PerceptualLoss(loss_network, ["relu2_2"], PAPER_LAYERS, content_weight=1.0, style_weight=1e-4,
+                          pixel_weight=1.0)
+    loss.set_style(photo)
+    same = loss(photo, loss.targets(photo))
+    for name in ("content", "style", "pixel"):
+        assert same[name].item() == pytest.approx(0.0, abs=1e-3)
+    other = loss(photo.flip(-1), loss.targets(photo))
+    for name in ("content", "style", "pixel", "total"):
+        assert other[name].item() > 0
+
+
+def test_gradients_reach_the_image_not_the_network(loss_network, photo, starry_night):
+    loss = PerceptualLoss(loss_network, ["relu2_2"], PAPER_LAYERS, content_weight=1.0, style_weight=1e-4,
+                          tv_weight=10.0)
+    loss.set_style(starry_night)
+    image = torch.rand_like(photo, requires_grad=True)
+    loss(image, loss.targets(photo))["total"].backward()
+    assert image.grad.abs().sum() > 0
+    assert all(p.grad is None for p in loss_network.parameters())
+
+
+def test_style_layer_weights_scale_each_layer(loss_network, photo, starry_night):
+    only_first = PerceptualLoss(loss_network, [], ["relu1_2", "relu2_2"], content_weight=0, style_weight=1,
+                                style_layer_weights=[1.0, 0.0])
+    both = PerceptualLoss(loss_network, [], ["relu1_2", "relu2_2"], content_weight=0, style_weight=1)
+    single = PerceptualLoss(loss_network, [], ["relu1_2"], content_weight=0, style_weight=1)
+    for loss in (only_first, both, single):
+        loss.set_style(starry_night)
+    targets = single.targets(photo)
+    first = only_first(photo, targets)["style"].item()
+    assert first == pytest.approx(single(photo, targets)["style"].item(), rel=1e-5)
+    assert both(photo, targets)["style"].item() > first
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(content_weight=-1.0), "negative content"),
+        (dict(content_weight=0.0), "All loss weights are zero"),
+        (dict(style_weight=1.0, style_layer_weights=[1.0]), "one style layer weight per style layer"),
+        (dict(content_layers=["relu5_3"]), "not computed by the loss network"),
+    ],
+)
+def test_invalid_settings_are_clear_errors(loss_network, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PerceptualLoss(loss_network, **kwargs)
+
+
+def test_style_target_must_be_set_first(loss_network, photo):
+    loss = PerceptualLoss(loss_network, [], PAPER_LAYERS, content_weight=0, style_weight=1)
+    with pytest.raises(RuntimeError, match="set_style"):
+        loss(photo, loss.targets(photo))

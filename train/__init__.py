@@ -1,0 +1,1 @@
+"""Training scripts: one loop, three tasks (style, sr, srcnn)."""

@@ -1,0 +1,99 @@
+"""Train the paper's networks.
+
+    python -m train style --style path/to/starry_night.jpg --run-dir runs/starry_night
+    python -m train sr --scale 4 --loss feat --run-dir runs/x4_feat
+    python -m train srcnn --scale 4 --run-dir runs/srcnn_x4
+    torchrun --nproc_per_node 2 -m train style ...      (DistributedDataParallel)
+
+Training photos default to $PERCEPTUAL_TRAIN_DATA or ../shared/data/train beside the repo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from .loop import LoopSettings, train
+from .tasks import StyleTask, SuperResolutionTask
+
+DEFAULT_DATA = os.environ.get(
+    "PERCEPTUAL_TRAIN_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data" / "train")
+)
+
+
+def _common(parser: argparse.ArgumentParser, iterations: int, batch_size: int, lr: float) -> None:
+    parser.add_argument("--data", nargs="+", default=[DEFAULT_DATA], help="folder(s) of training photos")
+    parser.add_argument("--run-dir", type=Path, required=True, help="where checkpoints, logs and the model go")
+    parser.add_argument("--iterations", type=int, default=iterations)
+    parser.add_argument("--batch-size", type=int, default=batch_size, help="per process")
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "none"],
+                        help="bf16 autocast (auto: on CUDA only)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
+    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--val-every", type=int, default=200, help="render the validation image every N steps")
+    parser.add_argument("--checkpoint-every", type=int, default=200)
+    parser.add_argument("--max-minutes", type=float, default=0.0, help="save and stop after this wall time")
+    parser.add_argument("--resume", action="store_true", help="continue from run-dir/checkpoint.safetensors")
+    parser.add_argument("--vgg-weights", default=None, help="VGG safetensors (default: resolution order)")
+    parser.add_argument("--note", default="", help="free text stored in the model config")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    style = commands.add_parser("style", help="feed-forward style transfer network")
+    _common(style, iterations=40000, batch_size=4, lr=1e-3)
+    style.add_argument("--style", required=True, help="style image")
+    style.add_argument("--image-size", type=int, default=256, help="training crop size (paper: 256)")
+    style.add_argument("--style-size", type=int, default=512, help="longer side of the style image")
+    style.add_argument("--content-weight", type=float, default=1.0)
+    style.add_argument("--style-weight", type=float, default=5.0)
+    style.add_argument("--tv-weight", type=float, default=1.0)
+    style.add_argument("--norm", default="instance", choices=["instance", "batch"])
+    style.add_argument("--upsample", default="nearest-conv", choices=["nearest-conv", "transposed"])
+
+    for name, help_text in (("sr", "super-resolution network (l_pixel or l_feat)"),
+                            ("srcnn", "SRCNN-style baseline (per-pixel loss)")):
+        sr = commands.add_parser(name, help=help_text)
+        _common(sr, iterations=20000, batch_size=4, lr=1e-3)
+        sr.add_argument("--scale", type=int, default=4, choices=[4, 8])
+        sr.add_argument("--patch-size", type=int, default=288, help="high-resolution patch (paper: 288)")
+        sr.add_argument("--blur-sigma", type=float, default=1.0, help="Gaussian blur before downsampling (0: none)")
+        sr.add_argument("--tv-weight", type=float, default=0.0)
+        if name == "sr":
+            sr.add_argument("--loss", default="pixel", choices=["pixel", "feat"])
+            sr.add_argument("--feature-weight", type=float, default=1.0)
+            sr.add_argument("--feature-layer", default="relu2_2")
+
+    args = parser.parse_args(argv)
+    if args.command == "style":
+        task = StyleTask(
+            style_image=args.style, image_size=args.image_size, style_size=args.style_size,
+            content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
+            norm=args.norm, upsample=args.upsample, vgg_weights=args.vgg_weights,
+        )
+    else:
+        task = SuperResolutionTask(
+            scale=args.scale, loss=getattr(args, "loss", "pixel"),
+            arch="srcnn" if args.command == "srcnn" else "srnet", patch_size=args.patch_size,
+            blur_sigma=args.blur_sigma, tv_weight=args.tv_weight,
+            feature_weight=getattr(args, "feature_weight", 1.0),
+            feature_layer=getattr(args, "feature_layer", "relu2_2"), vgg_weights=args.vgg_weights,
+        )
+    settings = LoopSettings(
+        data=args.data, run_dir=args.run_dir, iterations=args.iterations, batch_size=args.batch_size,
+        lr=args.lr, seed=args.seed, device=args.device, amp=args.amp, threads=args.threads,
+        log_every=args.log_every, val_every=args.val_every, checkpoint_every=args.checkpoint_every,
+        max_minutes=args.max_minutes, resume=args.resume, extra={"note": args.note} if args.note else {},
+    )
+    train(task, settings)
+
+
+if __name__ == "__main__":
+    main()

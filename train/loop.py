@@ -1,0 +1,263 @@
+"""The one training loop shared by the style, SR and SRCNN trainers.
+
+Progress bar, CSV loss log and loss-curve PNG, validation renders, checkpoints that resume
+exactly, a wall-clock budget, bf16/channels_last on CUDA, and DistributedDataParallel under
+torchrun (rank 0 alone logs and writes files).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm import tqdm
+
+from perceptual_models.image_io import save_image
+from perceptual_models.networks import build, save_pretrained
+
+from .data import PhotoBatches
+
+LOG_COLUMNS = ("step", "total", "content", "style", "tv", "pixel", "seconds")
+
+
+@dataclass
+class LoopSettings:
+    data: list[str]
+    run_dir: Path
+    iterations: int = 2000
+    batch_size: int = 4
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"  # "bf16" | "none" | "auto" (bf16 on CUDA only)
+    threads: int = 0
+    log_every: int = 10
+    val_every: int = 200
+    checkpoint_every: int = 200
+    max_minutes: float = 0.0
+    resume: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _setup_distributed(device: str) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); starts a process group when launched by torchrun."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local_rank)
+        torch_device = torch.device("cuda", local_rank)
+    else:
+        torch_device = torch.device(device)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch_device.type == "cuda" else "gloo")
+    return rank, world_size, torch_device
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """Model and Adam state as safetensors, step counters as JSON: no pickle anywhere."""
+    optim_state = optimizer.state_dict()
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    for index, param_state in optim_state["state"].items():
+        for key, value in param_state.items():
+            tensors[f"optim.{index}.{key}"] = value.detach().cpu().contiguous()
+    tmp = run_dir / "checkpoint.safetensors.tmp"
+    save_file(tensors, str(tmp))
+    tmp.replace(run_dir / "checkpoint.safetensors")
+    meta = {**state, "param_groups": optim_state["param_groups"]}
+    (run_dir / "checkpoint.json").write_text(json.dumps(meta, indent=2))
+
+
+def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    tensors = load_file(str(run_dir / "checkpoint.safetensors"))
+    meta = json.loads((run_dir / "checkpoint.json").read_text())
+    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    optim_state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            optim_state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": optim_state, "param_groups": meta.pop("param_groups")})
+    return meta
+
+
+def _read_log(path: Path, up_to_step: int) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    with path.open() as f:
+        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    return [row for row in rows if row["step"] <= up_to_step]
+
+
+def _write_log(path: Path, rows: list[dict[str, float]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot_losses(rows: list[dict[str, float]], path: Path, title: str) -> None:
+    """Loss curves (log scale) of every term that is not constantly zero."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    steps = [row["step"] for row in rows]
+    for name in ("total", "content", "style", "pixel", "tv"):
+        values = [row[name] for row in rows]
+        if any(v > 0 for v in values):
+            ax.plot(steps, values, label=name, linewidth=1.2)
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def train(task: Any, settings: LoopSettings) -> Path | None:
+    """Run (or resume) training; returns the saved model path on rank 0 when the run finished."""
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    rank, world_size, device = _setup_distributed(settings.device)
+    use_bf16 = settings.amp == "bf16" or (settings.amp == "auto" and device.type == "cuda")
+    run_dir = Path(settings.run_dir)
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "val").mkdir(exist_ok=True)
+
+    torch.manual_seed(settings.seed)
+    architecture = task.architecture()
+    model = build(architecture).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+    loss_fn = task.make_loss(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+
+    start_step, seconds_before = 0, 0.0
+    if settings.resume and (run_dir / "checkpoint.safetensors").is_file():
+        meta = load_checkpoint(run_dir, model, optimizer)
+        start_step, seconds_before = meta["step"], meta["seconds"]
+    rows = _read_log(run_dir / "log.csv", start_step) if settings.resume else []
+
+    trained = nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
+    data = PhotoBatches(
+        settings.data, task.crop, settings.batch_size, task.rescale_crops, settings.seed, rank, world_size
+    )
+    validation_input = task.prepare(data.validation_image())[0].to(device)
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
+    )
+
+    def write_checkpoint(step: int, seconds: float) -> None:
+        save_checkpoint(run_dir, model, optimizer, {"step": step, "seconds": seconds})
+        _write_log(run_dir / "log.csv", rows)
+
+    started = time.monotonic()
+    step = start_step
+    progress = tqdm(
+        total=settings.iterations, initial=start_step, disable=rank != 0, desc=run_dir.name,
+        unit="it", dynamic_ncols=True,
+    )
+    while step < settings.iterations:
+        photos = data.batch(step).to(device)
+        inputs, target = task.prepare(photos)
+        if device.type == "cuda":
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with autocast:
+            output = trained(inputs)
+            losses = loss_fn(output.float(), loss_fn.targets(target))
+        optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        optimizer.step()
+        step += 1
+        seconds = seconds_before + time.monotonic() - started
+        progress.update(1)
+
+        if rank == 0 and (step % settings.log_every == 0 or step == settings.iterations):
+            row = {name: float(losses[name].detach()) for name in LOG_COLUMNS[1:-1]}
+            rows.append({"step": step, **row, "seconds": round(seconds, 2)})
+            progress.set_postfix({k: f"{v:.4g}" for k, v in row.items() if v})
+        if rank == 0 and settings.val_every and step % settings.val_every == 0:
+            model.eval()
+            with torch.no_grad(), autocast:
+                save_image(model(validation_input).float(), run_dir / "val" / f"step_{step:06d}.jpg")
+            model.train()
+
+        out_of_time = torch.tensor(
+            float(settings.max_minutes > 0 and seconds > settings.max_minutes * 60), device=device
+        )
+        if world_size > 1:
+            dist.all_reduce(out_of_time, op=dist.ReduceOp.MAX)  # every rank stops at the same step
+        if rank == 0 and (step % settings.checkpoint_every == 0 or out_of_time or step == settings.iterations):
+            write_checkpoint(step, seconds)
+        if out_of_time:
+            if rank == 0:
+                progress.write(f"--max-minutes reached at step {step}; resume with --resume.")
+            break
+    progress.close()
+
+    saved = None
+    if rank == 0 and rows:
+        plot_losses(rows, run_dir / "loss.png", f"{run_dir.name} ({step} iterations)")
+    if rank == 0 and step >= settings.iterations:
+        last = rows[-5:]
+        config = {
+            **architecture,
+            "task": task.settings(),
+            "training": {
+                "iterations": step, "batch_size_per_process": settings.batch_size, "processes": world_size,
+                "optimizer": f"Adam lr {settings.lr}", "seed": settings.seed, "device": str(device),
+                "bf16": use_bf16, "data": [str(d) for d in settings.data], "photos": len(data.images),
+                "seconds": round(seconds, 1), **settings.extra,
+            },
+            "loss_network": _loss_network_info(loss_fn),
+            "final_losses": {k: sum(r[k] for r in last) / len(last) for k in LOG_COLUMNS[1:-1]},
+            "git_commit": _git_commit(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        saved = save_pretrained(model, config, run_dir / "model")
+        print(f"saved {saved} and {saved.with_suffix('.json')}")
+    if world_size > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return saved
+
+
+def _loss_network_info(loss_fn: nn.Module) -> dict[str, str] | None:
+    network = getattr(loss_fn, "network", None)
+    if network is None:
+        return None
+    return {"arch": network.arch, "format": network.weight_format, "layers": list(network.layers),
+            "source": network.source}

@@ -1,0 +1,122 @@
+"""What differs between the three trainers: the network, the loss, and how a batch becomes
+(network input, target). Everything else lives in the one loop in `train.loop`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from perceptual_models.image_io import degrade, load_image, resize_longer_side
+from perceptual_models.losses import PAPER_STYLE_LAYERS, PerceptualLoss
+from perceptual_models.vgg import load_loss_network
+
+
+@dataclass
+class StyleTask:
+    """Feed-forward style transfer: content = the photo itself, style = one painting."""
+
+    style_image: str
+    image_size: int = 256
+    style_size: int = 512
+    content_weight: float = 1.0
+    style_weight: float = 5.0
+    tv_weight: float = 1.0
+    content_layers: tuple[str, ...] = ("relu2_2",)
+    style_layers: tuple[str, ...] = PAPER_STYLE_LAYERS
+    norm: str = "instance"
+    upsample: str = "nearest-conv"
+    vgg_weights: str | None = None
+    kind: str = field(default="style", init=False)
+
+    @property
+    def crop(self) -> int:
+        return self.image_size
+
+    rescale_crops = True
+
+    def architecture(self) -> dict[str, Any]:
+        return {"architecture": "transformer", "params": {"norm": self.norm, "upsample": self.upsample}}
+
+    def make_loss(self, device: torch.device) -> PerceptualLoss:
+        network = load_loss_network((*self.content_layers, *self.style_layers), weights=self.vgg_weights, device=device)
+        loss = PerceptualLoss(
+            network, self.content_layers, self.style_layers,
+            content_weight=self.content_weight, style_weight=self.style_weight, tv_weight=self.tv_weight,
+        )
+        style = resize_longer_side(load_image(self.style_image), self.style_size).to(device)
+        loss.set_style(style)
+        return loss
+
+    def prepare(self, photos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return photos, photos
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "task": self.kind, "style_image": Path(self.style_image).name, "image_size": self.image_size,
+            "style_size": self.style_size, "content_weight": self.content_weight,
+            "style_weight": self.style_weight, "tv_weight": self.tv_weight,
+            "content_layers": list(self.content_layers), "style_layers": list(self.style_layers),
+        }
+
+
+@dataclass
+class SuperResolutionTask:
+    """x4/x8 super-resolution: input = degraded patch, target = the original patch.
+
+    loss "pixel" is the paper's l_pixel; "feat" is l_feat (relu2_2). `architecture` "srcnn" gives
+    the SRCNN-style baseline trained per-pixel on the same data and degradation.
+    """
+
+    scale: int = 4
+    loss: str = "pixel"
+    arch: str = "srnet"
+    patch_size: int = 288
+    blur_sigma: float = 1.0
+    feature_weight: float = 1.0
+    pixel_weight: float = 1.0
+    tv_weight: float = 0.0
+    feature_layer: str = "relu2_2"
+    vgg_weights: str | None = None
+    kind: str = field(default="sr", init=False)
+    rescale_crops = False
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("pixel", "feat"):
+            raise ValueError(f"SR loss must be 'pixel' or 'feat', got {self.loss!r}.")
+        if self.patch_size % self.scale:
+            raise ValueError(f"--patch-size {self.patch_size} must be a multiple of the scale {self.scale}.")
+
+    @property
+    def crop(self) -> int:
+        return self.patch_size
+
+    def architecture(self) -> dict[str, Any]:
+        if self.arch == "srcnn":
+            return {"architecture": "srcnn", "params": {"scale": self.scale}}
+        return {"architecture": "srnet", "params": {"scale": self.scale}}
+
+    def make_loss(self, device: torch.device) -> PerceptualLoss:
+        if self.loss == "pixel":
+            return PerceptualLoss(None, content_weight=0.0, pixel_weight=self.pixel_weight, tv_weight=self.tv_weight)
+        network = load_loss_network([self.feature_layer], weights=self.vgg_weights, device=device)
+        return PerceptualLoss(
+            network, [self.feature_layer], [], content_weight=self.feature_weight, tv_weight=self.tv_weight
+        )
+
+    def prepare(self, photos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return degrade(photos, self.scale, self.blur_sigma), photos
+
+    def settings(self) -> dict[str, Any]:
+        settings = {
+            "task": self.kind, "scale": self.scale, "loss": self.loss, "patch_size": self.patch_size,
+            "degradation": f"gaussian blur sigma {self.blur_sigma} + bicubic x{self.scale} + 8-bit rounding",
+            "tv_weight": self.tv_weight,
+        }
+        if self.loss == "feat":
+            settings.update(feature_layer=self.feature_layer, feature_weight=self.feature_weight)
+        else:
+            settings.update(pixel_weight=self.pixel_weight)
+        return settings
