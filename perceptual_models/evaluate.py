@@ -35,6 +35,8 @@ def evaluate_sr(
 ) -> dict:
     """{"dataset", "scale", "protocol", "methods": {name: {"psnr", "ssim", "per_image": {...}}}}."""
     data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"Benchmark folder not found: {data_dir}")
     files = sorted(p for p in data_dir.iterdir() if p.suffix.lower() in (".png", ".bmp", ".jpg", ".tif"))
     if not files:
         raise FileNotFoundError(f"No images in {data_dir}")

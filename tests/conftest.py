@@ -17,7 +17,7 @@ TRAIN_DATA = SHARED / "data" / "train"
 SET5 = SHARED / "data" / "sr_benchmark" / "Set5"
 PAPER_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+torch.set_num_threads(int(os.environ.get("PERCEPTUAL_TEST_THREADS", min(2, os.cpu_count() or 1))))
 
 
 @pytest.fixture(autouse=True)

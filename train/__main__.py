@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
             sr.add_argument("--loss", default="pixel", choices=["pixel", "feat"])
             sr.add_argument("--feature-weight", type=float, default=1.0)
             sr.add_argument("--feature-layer", default="relu2_2")
+            sr.add_argument("--norm", default="none", choices=["none", "batch", "instance"],
+                            help="normalisation in the SR network (paper: batch)")
 
     args = parser.parse_args(argv)
     if args.command == "style":
@@ -84,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
             arch="srcnn" if args.command == "srcnn" else "srnet", patch_size=args.patch_size,
             blur_sigma=args.blur_sigma, tv_weight=args.tv_weight,
             feature_weight=getattr(args, "feature_weight", 1.0),
-            feature_layer=getattr(args, "feature_layer", "relu2_2"), vgg_weights=args.vgg_weights,
+            feature_layer=getattr(args, "feature_layer", "relu2_2"), norm=getattr(args, "norm", "none"),
+            vgg_weights=args.vgg_weights,
         )
     settings = LoopSettings(
         data=args.data, run_dir=args.run_dir, iterations=args.iterations, batch_size=args.batch_size,

@@ -149,6 +149,7 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
     """Run (or resume) training; returns the saved model path on rank 0 when the run finished."""
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    torch.set_flush_denormal(True)  # saturated tanh outputs produce denormals that crawl on CPUs
     rank, world_size, device = _setup_distributed(settings.device)
     use_bf16 = settings.amp == "bf16" or (settings.amp == "auto" and device.type == "cuda")
     run_dir = Path(settings.run_dir)

@@ -79,6 +79,7 @@ class SuperResolutionTask:
     pixel_weight: float = 1.0
     tv_weight: float = 0.0
     feature_layer: str = "relu2_2"
+    norm: str = "none"
     vgg_weights: str | None = None
     kind: str = field(default="sr", init=False)
     rescale_crops = False
@@ -96,7 +97,7 @@ class SuperResolutionTask:
     def architecture(self) -> dict[str, Any]:
         if self.arch == "srcnn":
             return {"architecture": "srcnn", "params": {"scale": self.scale}}
-        return {"architecture": "srnet", "params": {"scale": self.scale}}
+        return {"architecture": "srnet", "params": {"scale": self.scale, "norm": self.norm}}
 
     def make_loss(self, device: torch.device) -> PerceptualLoss:
         if self.loss == "pixel":

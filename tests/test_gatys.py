@@ -1,0 +1,101 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO, STYLES, TRAIN_DATA
+from perceptual_models.gatys import GatysSettings, run, transfer
+from perceptual_models.image_io import load_image, rgb_to_ycbcr
+from perceptual_models.losses import PAPER_STYLE_LAYERS, PerceptualLoss
+
+
+def test_lbfgs_loss_falls_fast(loss_network, photo, starry_night):
+    result = transfer(photo, starry_night, loss_network, GatysSettings(iterations=20))
+    totals = [h["total"] for h in result.history]
+    assert len(totals) == 20 and result.iteration == 20 and result.done
+    assert totals[-1] < 0.5 * totals[0]
+    assert sum(b <= a for a, b in zip(totals, totals[1:])) >= 15  # mostly monotone
+    assert result.image.shape == photo.shape and 0 <= result.image.min() and result.image.max() <= 1
+    assert result.elapsed > 0
+
+
+def test_result_has_the_style_of_the_painting(loss_network, photo, starry_night):
+    settings = GatysSettings(iterations=30)
+    result = transfer(photo, starry_night, loss_network, settings)
+    measure = PerceptualLoss(loss_network, [], PAPER_STYLE_LAYERS, content_weight=0.0, style_weight=1.0)
+    measure.set_style(starry_night)
+    style_of = lambda image: measure(image, measure.targets(image))["style"].item()  # noqa: E731
+    assert style_of(result.image) < 0.2 * style_of(photo)
+
+
+def test_adam_and_noise_init_are_reproducible(loss_network, photo, starry_night):
+    settings = GatysSettings(iterations=8, optimizer="adam", init="noise", seed=3)
+    first = transfer(photo, starry_night, loss_network, settings)
+    second = transfer(photo, starry_night, loss_network, settings)
+    assert torch.equal(first.image, second.image)
+    assert first.history[-1]["total"] < first.history[0]["total"]
+
+
+def test_colour_preservation_keeps_the_content_chroma(loss_network, photo, starry_night):
+    result = transfer(photo, starry_night, loss_network, GatysSettings(iterations=10, preserve_color=True))
+    chroma_out, chroma_in = rgb_to_ycbcr(result.image)[:, 1:], rgb_to_ycbcr(photo)[:, 1:]
+    assert (chroma_out - chroma_in).abs().mean() < 0.01
+    plain = transfer(photo, starry_night, loss_network, GatysSettings(iterations=10))
+    assert (rgb_to_ycbcr(plain.image)[:, 1:] - chroma_in).abs().mean() > 0.02  # Starry Night's blue
+
+
+def test_progress_streams_and_cancellation_stops_within_one_step(loss_network, photo, starry_night):
+    seen = []
+    stop = {"now": False}
+    for event in run(photo, starry_night, loss_network, GatysSettings(iterations=50, report_every=2),
+                     should_stop=lambda: stop["now"]):
+        seen.append(event)
+        if event.iteration >= 4:
+            stop["now"] = True
+    assert [e.iteration for e in seen[:-1]] == [2, 4]
+    assert seen[-1].done and seen[-1].iteration == 4  # not one iteration more
+    assert seen[0].image.shape == photo.shape and set(seen[0].losses) == {"total", "content", "style", "tv"}
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (GatysSettings(style_weight=-1), "style_weight must be >= 0"),
+        (GatysSettings(iterations=0), "iterations must be at least 1"),
+        (GatysSettings(style_layers=("relu4_4",)), "Unknown layer"),
+        (GatysSettings(optimizer="sgd"), "optimizer must be one of"),
+        (GatysSettings(content_layers=("relu5_3",)), "does not compute"),
+    ],
+)
+def test_invalid_settings_are_clear_errors(loss_network, photo, starry_night, settings, message):
+    with pytest.raises(ValueError, match=message):
+        next(run(photo, starry_night, loss_network, settings))
+
+
+def test_gatys_command_line(tmp_path):
+    content = sorted((TRAIN_DATA / "urban100").glob("*.jpg"))[11]
+    out, report = tmp_path / "out.png", tmp_path / "report.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "perceptual_models", "gatys", "--content", str(content), "--style",
+         str(STYLES / "starry_night.jpg"), "-o", str(out), "--size", "48", "--iters", "5", "--report", str(report)],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "5 iterations in" in result.stdout
+    assert max(load_image(out).shape[-2:]) == 48
+    data = json.loads(report.read_text())
+    assert data["iterations"] == 5 and len(data["history"]) == 5 and data["seconds"] > 0
+    assert data["settings"]["optimizer"] == "lbfgs" and "CPU" in data["device"]
+    assert set(data["history"][0]) == {"iteration", "total", "content", "style", "tv"}
+
+
+def test_gatys_command_line_rejects_bad_arguments(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "perceptual_models", "gatys", "--content", "x.jpg", "--style", "y.jpg",
+         "-o", str(tmp_path / "o.png"), "--style-weight", "-3"],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )
+    assert result.returncode == 2 and "style_weight must be >= 0" in result.stderr
+    assert "Traceback" not in result.stderr

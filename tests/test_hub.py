@@ -1,0 +1,176 @@
+"""The weight resolver against a real local HTTP server that answers like the Hub."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from conftest import REPO, VGG_FILE
+from hub_server import HubServer
+from perceptual_models import hub, publish
+from perceptual_models.networks import SRNet, TransformerNet, from_pretrained, save_pretrained
+from perceptual_models.vgg import load_loss_network, read_vgg_file
+
+REPO_ID, REVISION = "tester/weights", "v1"
+
+
+def _model(folder, name, seed):
+    torch.manual_seed(seed)
+    net, config = TransformerNet(), {"architecture": "transformer", "params": {}, "task": {"style_image": "x.jpg"}}
+    return save_pretrained(net, config, folder / name, dtype=torch.float16)
+
+
+@pytest.fixture()
+def hub_repo(tmp_path):
+    """A Hub-layout folder with two style models and a manifest."""
+    folder = tmp_path / "hub_repo"
+    _model(folder, "style/a", 0)
+    _model(folder, "style/b", 1)
+    publish.prepare_repo(folder)
+    return folder
+
+
+@pytest.fixture()
+def bundled(tmp_path, monkeypatch):
+    """A bundled copy that differs from the Hub's (different seeds), so origins can be told apart."""
+    folder = tmp_path / "bundled"
+    _model(folder, "style/a", 10)
+    _model(folder, "style/b", 11)
+    publish.write_manifest(folder)
+    monkeypatch.setattr(hub, "BUNDLED_DIR", folder)
+    return folder
+
+
+@pytest.fixture()
+def server(hub_repo, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    with HubServer(hub_repo, REPO_ID, REVISION) as running:
+        monkeypatch.setenv("HF_ENDPOINT", running.url)
+        monkeypatch.setenv(hub.REPO_ENV, REPO_ID)
+        monkeypatch.setenv(hub.REVISION_ENV, REVISION)
+        monkeypatch.setenv(hub.TIMEOUT_ENV, "2")
+        yield running
+
+
+def _same_weights(path_a, path_b) -> bool:
+    a, _ = from_pretrained(path_a)
+    b, _ = from_pretrained(path_b)
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_downloads_then_serves_from_the_cache_without_the_server(server, hub_repo, bundled):
+    first = hub.resolve("style/a")
+    assert first.origin == f"hub {REPO_ID}@{REVISION}"
+    assert _same_weights(first.weights, hub_repo / "style/a.safetensors")
+    assert any("GET" in r and "style/a.safetensors" in r for r in server.requests)
+    server.stop()
+    hub._reachability.clear()
+    start = time.monotonic()
+    second = hub.resolve("style/a")
+    assert time.monotonic() - start < 5
+    assert second.origin.startswith("hub") and second.weights == first.weights  # the cached file
+
+
+def test_offline_with_an_empty_cache_falls_back_to_bundled(monkeypatch, bundled):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    resolved = hub.resolve("style/a")
+    assert resolved.origin == "bundled" and resolved.weights == bundled / "style/a.safetensors"
+    with pytest.raises(hub.WeightsUnavailable, match=r"offline.*bundled"):
+        hub.resolve("style/zzz")
+
+
+def test_tampered_download_fails_the_manifest_check(server, hub_repo, bundled):
+    weights = hub_repo / "style/b.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"evil")
+    with pytest.raises(hub.IntegrityError, match="style/b.safetensors.*does not match manifest.json"):
+        hub.resolve("style/b")
+
+
+def test_missing_file_falls_back_for_that_file_only(server, hub_repo, bundled):
+    server.missing.add("style/b.safetensors")
+    assert hub.resolve("style/a").origin.startswith("hub")
+    fallback = hub.resolve("style/b")
+    assert fallback.origin == "bundled" and _same_weights(fallback.weights, bundled / "style/b.safetensors")
+
+
+def test_a_server_that_never_answers_times_out(server, bundled, monkeypatch):
+    monkeypatch.setenv(hub.TIMEOUT_ENV, "1")
+    server.hang = True
+    start = time.monotonic()
+    assert hub.resolve("style/a").origin == "bundled"
+    assert hub.resolve("style/b").origin == "bundled"  # the dead Hub is not asked again
+    assert time.monotonic() - start < 4
+
+
+def test_local_dir_comes_first_and_pickles_are_refused(server, bundled, tmp_path, monkeypatch):
+    local = tmp_path / "local"
+    _model(local, "style/a", 20)
+    (local / "style" / "c.pth").write_bytes(b"\x80\x04pickle")
+    monkeypatch.setenv(hub.LOCAL_DIR_ENV, str(local))
+    assert hub.resolve("style/a").origin == f"local dir {local}"
+    assert hub.resolve("style/b").origin.startswith("hub")
+    with pytest.raises(hub.WeightsUnavailable, match="pickle-based file; only .safetensors"):
+        hub.resolve("style/c")
+
+
+def test_vgg_loss_network_resolves_through_the_hub(server, hub_repo, monkeypatch):
+    monkeypatch.delenv("PERCEPTUAL_VGG_WEIGHTS")
+    state, _, _ = read_vgg_file(VGG_FILE)
+    (hub_repo / "loss_network").mkdir()
+    save_file({k: v for k, v in state.items() if int(k.split(".")[1]) < 10}, str(hub_repo / "loss_network/vgg16_caffe.safetensors"),
+              metadata={"format": "caffe", "arch": "vgg16"})
+    publish.prepare_repo(hub_repo)
+    network = load_loss_network(["relu2_2"])
+    assert network.source == f"hub {REPO_ID}@{REVISION}" and network.weight_format == "caffe"
+    assert torch.equal(network.features[7].weight, state["features.7.weight"])
+
+
+def test_download_all_prefetches_everything(server, hub_repo):
+    names = sorted(r.name for r in hub.download_all())
+    assert names == ["style/a", "style/b"]
+    # Every file was asked for (identical files share one blob, so the GET may be skipped).
+    asked = {r.split(f"/resolve/{REVISION}/")[1] for r in server.requests if "/resolve/" in r}
+    assert asked >= set(json.loads((hub_repo / "manifest.json").read_text())["files"])
+
+
+def test_push_folder_has_manifest_and_model_card(tmp_path):
+    folder = tmp_path / "release"
+    path = save_pretrained(SRNet(4), {"architecture": "srnet", "params": {"scale": 4},
+                                      "training": {"iterations": 7}, "evaluation": {"Set5 x4": "30.1 dB"}},
+                           folder / "sr/x4_pixel")
+    manifest = publish.prepare_repo(folder)
+    assert set(manifest["files"]) == {"sr/x4_pixel.safetensors", "sr/x4_pixel.json", "README.md"}
+    entry = manifest["files"]["sr/x4_pixel.safetensors"]
+    assert entry == {"sha256": hub.sha256(path), "size": path.stat().st_size}
+    card = (folder / "README.md").read_text()
+    front_matter = card.split("---")[1]
+    for field in ("license: mit", "- style-transfer", "datasets:", "arxiv: '1603.08155'"):
+        assert field in front_matter
+    assert "| `sr/x4_pixel` | srnet | 7 | Set5 x4: 30.1 dB |" in card
+
+
+def test_export_writes_fp16_with_config_and_card(tmp_path):
+    trained = save_pretrained(TransformerNet(), {"architecture": "transformer", "params": {},
+                                                  "task": {"style_image": "starry_night.jpg"}}, tmp_path / "run/model")
+    exported = publish.export_model(trained, "style/starry_night", tmp_path / "weights", {"note": "ok"})
+    assert exported.stat().st_size < trained.stat().st_size * 0.6
+    assert json.loads(exported.with_suffix(".json").read_text())["dtype"] == "float16"
+    assert "Vincent van Gogh" in exported.with_suffix(".md").read_text()
+
+
+def test_hub_list_offline_is_prompt():
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "perceptual_models", "hub", "list"], capture_output=True,
+                            text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - start < 30
+    for name in hub.model_names():
+        assert f"{name}" in result.stdout
+    assert all(line.endswith("bundled") for line in result.stdout.splitlines()[1:])

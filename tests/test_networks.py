@@ -1,0 +1,84 @@
+import json
+
+import pytest
+import torch
+
+from perceptual_models.image_io import resize
+from perceptual_models.networks import SRCNN, SRNet, TransformerNet, build, from_pretrained, save_pretrained
+
+
+@pytest.mark.parametrize("height, width", [(32, 32), (33, 47), (18, 21), (8, 8)])
+@pytest.mark.parametrize("norm, upsample", [("instance", "nearest-conv"), ("batch", "transposed")])
+def test_style_network_keeps_the_size(height, width, norm, upsample):
+    net = TransformerNet(norm=norm, upsample=upsample).eval()
+    out = net(torch.rand(1, 3, height, width))
+    assert out.shape == (1, 3, height, width)
+    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0  # scaled tanh
+
+
+@pytest.mark.parametrize("scale", [4, 8])
+@pytest.mark.parametrize("height, width", [(9, 9), (10, 13)])
+def test_sr_networks_upscale_exactly(scale, height, width):
+    lr = torch.rand(1, 3, height, width)
+    for net in (SRNet(scale=scale), SRNet(scale=scale, bicubic_skip=False, upsample="transposed"), SRCNN(scale=scale)):
+        assert net(lr).shape == (1, 3, height * scale, width * scale)
+
+
+def test_untrained_residual_networks_start_near_bicubic():
+    """With the bicubic skip, an untrained SR network is bicubic plus a small correction."""
+    torch.manual_seed(0)
+    lr = torch.rand(1, 3, 12, 12)
+    bicubic = resize(lr, (48, 48))
+    assert (SRCNN(4)(lr) - bicubic).abs().mean() < 0.1
+    assert (SRNet(4)(lr) - bicubic).abs().mean() < 0.2
+
+
+def test_srcnn_keeps_bicubic_chroma():
+    from perceptual_models.image_io import rgb_to_ycbcr
+
+    lr = torch.rand(1, 3, 10, 10)
+    out, bicubic = SRCNN(4)(lr), resize(lr, (40, 40))
+    assert torch.allclose(rgb_to_ycbcr(out)[:, 1:], rgb_to_ycbcr(bicubic)[:, 1:], atol=1e-5)
+
+
+def test_build_from_config_and_errors():
+    assert isinstance(build({"architecture": "srnet", "params": {"scale": 8}}), SRNet)
+    with pytest.raises(ValueError, match="Unknown architecture"):
+        build({"architecture": "unet"})
+    with pytest.raises(ValueError, match="Unknown norm"):
+        TransformerNet(norm="group")
+    with pytest.raises(ValueError, match="Scale must be"):
+        SRNet(scale=3)
+
+
+def test_saved_weights_reload_bit_exactly(tmp_path):
+    torch.manual_seed(1)
+    net = TransformerNet().eval()
+    config = {"architecture": "transformer", "params": {"norm": "instance", "upsample": "nearest-conv"}}
+    path = save_pretrained(net, config, tmp_path / "style" / "test")
+    assert path.name == "test.safetensors" and json.loads(path.with_suffix(".json").read_text())["dtype"] == "float32"
+    loaded, loaded_config = from_pretrained(path)
+    for (name, a), (_, b) in zip(net.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+    x = torch.rand(1, 3, 20, 20)
+    assert torch.equal(net(x), loaded(x))
+    assert loaded_config["architecture"] == "transformer"
+
+
+def test_fp16_weights_reload_as_float32(tmp_path):
+    net = SRNet(4).eval()
+    path = save_pretrained(net, {"architecture": "srnet", "params": {"scale": 4}}, tmp_path / "m", dtype=torch.float16)
+    loaded, _ = from_pretrained(path)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    assert torch.allclose(next(loaded.parameters()), next(net.parameters()), atol=1e-3)
+
+
+def test_pickles_and_missing_configs_are_refused(tmp_path):
+    (tmp_path / "model.pth").write_bytes(b"\x80\x04 pickle")
+    with pytest.raises(ValueError, match="only .safetensors"):
+        from_pretrained(tmp_path / "model.pth")
+    net = SRNet(4)
+    path = save_pretrained(net, {"architecture": "srnet", "params": {"scale": 4}}, tmp_path / "m")
+    path.with_suffix(".json").unlink()
+    with pytest.raises(FileNotFoundError, match="Config not found"):
+        from_pretrained(path)

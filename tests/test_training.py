@@ -1,0 +1,112 @@
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO, STYLES, TRAIN_DATA, VGG_FILE
+from perceptual_models.image_io import load_image, resize_longer_side, save_image
+from perceptual_models.networks import from_pretrained
+from train.loop import LoopSettings, train
+from train.tasks import StyleTask, SuperResolutionTask
+
+
+@pytest.fixture(scope="module")
+def tiny_photos(tmp_path_factory):
+    """Eight training photos at 96 px: the real data, small enough for a few CPU steps."""
+    folder = tmp_path_factory.mktemp("photos")
+    for path in sorted(TRAIN_DATA.rglob("*.jpg"))[::22][:8]:
+        save_image(resize_longer_side(load_image(path), 96), folder / f"{path.stem}.jpg")
+    return folder
+
+
+def _settings(folder, run_dir, **overrides) -> LoopSettings:
+    values = dict(data=[str(folder)], run_dir=run_dir, iterations=12, batch_size=2, log_every=1, val_every=6,
+                  checkpoint_every=6, device="cpu")
+    values.update(overrides)
+    return LoopSettings(**values)
+
+
+def _log(run_dir):
+    with (run_dir / "log.csv").open() as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _falls(rows, key="total"):
+    first = sum(r[key] for r in rows[:3]) / 3
+    last = sum(r[key] for r in rows[-3:]) / 3
+    return last < first
+
+
+def test_style_training_reduces_the_loss(tiny_photos, tmp_path):
+    task = StyleTask(style_image=str(STYLES / "starry_night.jpg"), image_size=32, style_size=64,
+                     style_weight=5e-4, vgg_weights=str(VGG_FILE))
+    saved = train(task, _settings(tiny_photos, tmp_path / "style", iterations=15))
+    rows = _log(tmp_path / "style")
+    assert [r["step"] for r in rows] == list(range(1, 16))
+    assert _falls(rows) and _falls(rows, "style")
+    config = json.loads(saved.with_suffix(".json").read_text())
+    assert config["training"]["iterations"] == 15 and config["loss_network"]["format"] == "caffe"
+    assert config["task"]["style_image"] == "starry_night.jpg" and config["final_losses"]["style"] > 0
+    for artefact in ("loss.png", "val/step_000006.jpg", "val/step_000012.jpg", "checkpoint.safetensors"):
+        assert (tmp_path / "style" / artefact).is_file(), artefact
+    model, _ = from_pretrained(saved)
+    assert model(torch.rand(1, 3, 21, 30)).shape == (1, 3, 21, 30)
+
+
+@pytest.mark.parametrize("loss, arch", [("pixel", "srnet"), ("feat", "srnet"), ("pixel", "srcnn")])
+def test_sr_training_reduces_the_loss(tiny_photos, tmp_path, loss, arch):
+    task = SuperResolutionTask(scale=4, loss=loss, arch=arch, patch_size=32, vgg_weights=str(VGG_FILE))
+    saved = train(task, _settings(tiny_photos, tmp_path / "sr", iterations=20, batch_size=4))
+    rows = _log(tmp_path / "sr")
+    assert _falls(rows, "content" if loss == "feat" else "pixel")
+    config = json.loads(saved.with_suffix(".json").read_text())
+    assert config["architecture"] == arch and config["task"]["loss"] == loss
+    assert "blur sigma 1.0" in config["task"]["degradation"]
+
+
+def test_resume_continues_the_same_run(tiny_photos, tmp_path):
+    task = SuperResolutionTask(scale=4, loss="pixel", patch_size=32)
+    straight = train(task, _settings(tiny_photos, tmp_path / "straight", iterations=8, checkpoint_every=4))
+    train(task, _settings(tiny_photos, tmp_path / "resumed", iterations=4, checkpoint_every=4))
+    checkpoint = json.loads((tmp_path / "resumed" / "checkpoint.json").read_text())
+    assert checkpoint["step"] == 4
+    resumed = train(task, _settings(tiny_photos, tmp_path / "resumed", iterations=8, checkpoint_every=4, resume=True))
+    a, b = _log(tmp_path / "straight"), _log(tmp_path / "resumed")
+    assert [r["step"] for r in b] == list(range(1, 9))
+    for row_a, row_b in zip(a, b):
+        assert row_b["pixel"] == pytest.approx(row_a["pixel"], rel=1e-4)
+    for (name, x), (_, y) in zip(from_pretrained(straight)[0].state_dict().items(),
+                                 from_pretrained(resumed)[0].state_dict().items()):
+        assert torch.allclose(x, y, atol=1e-5), name
+
+
+def test_time_budget_saves_and_stops(tiny_photos, tmp_path, capsys):
+    task = SuperResolutionTask(scale=4, loss="pixel", patch_size=32)
+    saved = train(task, _settings(tiny_photos, tmp_path / "budget", iterations=1000, max_minutes=1e-6))
+    assert saved is None  # not finished: no final model, but a checkpoint to resume from
+    assert json.loads((tmp_path / "budget" / "checkpoint.json").read_text())["step"] == 1
+    captured = capsys.readouterr()
+    assert "--max-minutes reached at step 1" in captured.out + captured.err
+
+
+def test_torchrun_two_processes_on_gloo(tiny_photos, tmp_path):
+    run_dir = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "train", "sr", "--data", str(tiny_photos), "--run-dir", str(run_dir), "--iterations", "4",
+               "--batch-size", "2", "--patch-size", "32", "--device", "cpu", "--threads", "1",
+               "--log-every", "1", "--val-every", "2", "--checkpoint-every", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("saved ") == 1  # rank 0 alone writes the model
+    config = json.loads((run_dir / "model.json").read_text())
+    assert config["training"]["processes"] == 2 and config["training"]["iterations"] == 4
+    assert [r["step"] for r in _log(run_dir)] == [1, 2, 3, 4]  # one log, not two interleaved
+
+
+def test_train_command_line_help():
+    result = subprocess.run([sys.executable, "-m", "train", "style", "--help"], capture_output=True, text=True,
+                            cwd=REPO, timeout=60)
+    assert result.returncode == 0 and "--style-weight" in result.stdout and "--max-minutes" in result.stdout
