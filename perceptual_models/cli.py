@@ -113,11 +113,11 @@ def cmd_upscale(args: argparse.Namespace) -> None:
         if runner.config.get("params", {}).get("scale") != args.scale:
             raise ValueError(f"The model upscales x{runner.config['params'].get('scale')}, not x{args.scale}.")
         upscale(image, args.method, args.scale, runner)  # warm-up
-    result = upscale(image, args.method, args.scale, runner)
-    save_image(result.image, args.output)
-    height, width = result.image.shape[-2:]
+    output, seconds = upscale(image, args.method, args.scale, runner)
+    save_image(output, args.output)
+    height, width = output.shape[-2:]
     print(f"{args.output}: {width}x{height} ({args.method}, x{args.scale}) in "
-          f"{result.seconds * 1000:.1f} ms on {device_name(device)}")
+          f"{seconds * 1000:.1f} ms on {device_name(device)}")
 
 
 def cmd_evaluate_sr(args: argparse.Namespace) -> None:

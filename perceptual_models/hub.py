@@ -205,6 +205,22 @@ def resolve(name: str) -> Resolved:
     raise WeightsUnavailable(f"No weights named {name!r} (looked in {', '.join(tried)}).")
 
 
+def resolve_asset(relative: str) -> tuple[Path, str] | None:
+    """A non-weight file of the layout (e.g. `styles/starry_night.jpg`), in the same order; None if absent."""
+    local = os.environ.get(LOCAL_DIR_ENV)
+    if local and (Path(local) / relative).is_file():
+        return Path(local) / relative, f"local dir {local}"
+    manifest = _hub_manifest()
+    if manifest and relative in manifest.get("files", {}):
+        fetched = _fetch(relative)
+        if fetched is not None:
+            _verify(fetched[0], relative, manifest)
+            return fetched
+    if (BUNDLED_DIR / relative).is_file():
+        return BUNDLED_DIR / relative, "bundled"
+    return None
+
+
 def model_names(folder: Path = BUNDLED_DIR) -> list[str]:
     """Every `<name>` with a `<name>.safetensors` in a Hub-layout folder."""
     return sorted(str(p.relative_to(folder).with_suffix("")) for p in folder.rglob("*.safetensors"))

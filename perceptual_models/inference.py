@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import platform
 import time
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -111,19 +110,11 @@ def bicubic_upscale(image: torch.Tensor, scale: int) -> torch.Tensor:
     return resize(image, (image.shape[-2] * scale, image.shape[-1] * scale)).clamp(0, 1)
 
 
-@dataclass
-class Timed:
-    image: torch.Tensor
-    seconds: float
-
-
-def upscale(image: torch.Tensor, method: str, scale: int, runner: Runner | None = None) -> Timed:
-    """Any SR method on a low-resolution image; `runner` is required for the trained methods."""
+def upscale(image: torch.Tensor, method: str, scale: int, runner: Runner | None = None) -> tuple[torch.Tensor, float]:
+    """Any SR method on a low-resolution image -> (output, seconds); trained methods need `runner`."""
     if method == "bicubic":
         start = time.perf_counter()
-        out = bicubic_upscale(image, scale)
-        return Timed(out, time.perf_counter() - start)
+        return bicubic_upscale(image, scale), time.perf_counter() - start
     if runner is None:
         raise ValueError(f"Method {method!r} needs a loaded model.")
-    out, seconds = runner.timed(image)
-    return Timed(out, seconds)
+    return runner.timed(image)

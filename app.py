@@ -1,0 +1,32 @@
+"""Start the demo: `python app.py` (also the entry point of the Hugging Face Space).
+
+Host and port follow Gradio's GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (Spaces set 0.0.0.0);
+--host/--port override them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from demo.services import Services
+from demo.ui import build_demo
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default=None, help="interface to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
+    parser.add_argument("--device", default=None, help="auto, cpu or cuda (default: $PERCEPTUAL_DEVICE or auto)")
+    args = parser.parse_args(argv)
+
+    host = args.host or os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if os.environ.get("SPACE_ID") else None)
+    services = Services(args.device)
+    services.load_models()
+    demo = build_demo(services)
+    demo.queue(max_size=64, default_concurrency_limit=2)
+    demo.launch(server_name=host, server_port=args.port, show_error=True)
+
+
+if __name__ == "__main__":
+    main()

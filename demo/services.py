@@ -1,0 +1,219 @@
+"""What the app does, without any UI: models loaded once, each action a plain function.
+
+The Gradio layer (`demo.ui`) only converts between widgets and these calls, so everything here
+is testable directly and the same code serves the browser and `gradio_client` users.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+from perceptual_models import hub
+from perceptual_models.gatys import GatysSettings, Progress, run
+from perceptual_models.image_io import (
+    ImageSource, cap_pixels, crop_to_multiple, degrade, load_image, quantize, resize_longer_side,
+)
+from perceptual_models.inference import (
+    SR_LABELS, SR_METHODS, Runner, device_name, pick_device, sr_model_name, upscale,
+)
+from perceptual_models.losses import PAPER_STYLE_LAYERS
+from perceptual_models.metrics import psnr, ssim
+from perceptual_models.vgg import LossNetwork, LossNetworkUnavailable, load_loss_network
+
+# Uploads bigger than this are downscaled first (with a note in the UI), whatever the size asked.
+MAX_INPUT_PIXELS = 2048 * 2048
+MAX_SR_INPUT_PIXELS = 512 * 512  # a low-resolution input; x8 of it is already 4096 px wide
+DEGRADATIONS = {"bicubic": 0.0, "blur+bicubic": 1.0}
+
+
+class UserError(ValueError):
+    """Something the person using the app can fix; shown as-is in the UI."""
+
+
+@dataclass
+class ModelStatus:
+    name: str
+    origin: str = ""
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+@dataclass
+class SRResult:
+    method: str
+    image: torch.Tensor | None
+    seconds: float | None = None
+    psnr: float | None = None
+    ssim: float | None = None
+    error: str = ""
+
+
+@dataclass
+class SRComparison:
+    low_res: torch.Tensor
+    original: torch.Tensor | None
+    results: list[SRResult] = field(default_factory=list)
+    note: str = ""
+
+
+class Services:
+    """Loads every model once at start-up; missing or broken ones are reported, not fatal."""
+
+    def __init__(self, device: str | None = None) -> None:
+        self.device = pick_device(device or os.environ.get("PERCEPTUAL_DEVICE", "auto"))
+        self.models: dict[str, ModelStatus] = {}
+        self.runners: dict[str, Runner] = {}
+        self._loss_network: LossNetwork | None = None
+        self._loss_network_error = ""
+        self._lock = threading.Lock()
+
+    # --- start-up -------------------------------------------------------------------------
+
+    def load_models(self) -> None:
+        names = [n for n in hub.available_models() if n.startswith("style/")]
+        names += [sr_model_name(m, s) for s in (4, 8) for m in ("srcnn", "pixel", "feat")]
+        for name in names:
+            try:
+                runner = Runner.load(name, self.device)
+                self.runners[name] = runner
+                self.models[name] = ModelStatus(name, origin=runner.config.get("origin", ""))
+            except Exception as exc:  # noqa: BLE001 - any broken file: report it, serve the rest
+                self.models[name] = ModelStatus(name, error=_short(exc))
+
+    def style_names(self) -> list[str]:
+        return [n.split("/", 1)[1] for n, s in self.models.items() if n.startswith("style/") and s.ok]
+
+    def style_image(self, style: str) -> Path | None:
+        found = hub.resolve_asset(f"styles/{style}.jpg")
+        return found[0] if found else None
+
+    def loss_network(self) -> LossNetwork:
+        """The paper's VGG-16, loaded on first use (Gatys only); a clear error if unavailable."""
+        with self._lock:
+            if self._loss_network is None and not self._loss_network_error:
+                try:
+                    self._loss_network = load_loss_network(("relu2_2", *PAPER_STYLE_LAYERS), device=self.device)
+                except LossNetworkUnavailable as exc:
+                    self._loss_network_error = str(exc)
+        if self._loss_network is None:
+            raise UserError(f"Optimization is unavailable: {self._loss_network_error}")
+        return self._loss_network
+
+    def status_line(self) -> str:
+        origins = sorted({s.origin for s in self.models.values() if s.ok})
+        broken = [s.name for s in self.models.values() if not s.ok]
+        if self._loss_network is not None:
+            vgg = f"VGG-16 ({self._loss_network.weight_format} weights, {self._loss_network.source})"
+        elif self._loss_network_error:
+            vgg = "VGG-16 unavailable (see Optimization)"
+        else:
+            vgg = "VGG-16 (loaded on first optimization)"
+        parts = [f"**Weights:** {', '.join(origins) or 'none found'}"
+                 + (f" ({len(broken)} unavailable)" if broken else ""),
+                 f"**Loss network:** {vgg}", f"**Device:** {device_name(self.device)}"]
+        return " · ".join(parts)
+
+    # --- inputs ---------------------------------------------------------------------------
+
+    @staticmethod
+    def read_image(source: ImageSource | None, what: str = "an image", min_side: int = 8) -> tuple[torch.Tensor, str]:
+        """Decode an upload; huge images are downscaled (returned note says so)."""
+        if source is None:
+            raise UserError(f"Please upload {what} first.")
+        image = load_image(source, min_side=min_side)
+        image, shrunk = cap_pixels(image, MAX_INPUT_PIXELS)
+        note = ""
+        if shrunk:
+            note = f"The upload was downscaled to {image.shape[-1]}x{image.shape[-2]} (limit {MAX_INPUT_PIXELS / 1e6:.0f} MP)."
+        return image, note
+
+    # --- style transfer -------------------------------------------------------------------
+
+    def stylize(self, content: torch.Tensor, style: str, size: int) -> tuple[torch.Tensor, float]:
+        """Feed-forward stylisation at `size` (longer side); returns the image and seconds."""
+        runner = self.runners.get(f"style/{style}")
+        if runner is None:
+            status = self.models.get(f"style/{style}")
+            raise UserError(f"Style {style!r} is unavailable" + (f": {status.error}" if status else "."))
+        image = resize_longer_side(content, size)
+        return runner.timed(image)
+
+    def gatys(
+        self, content: torch.Tensor, style_image: torch.Tensor, size: int, iterations: int,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Iterator[Progress]:
+        """Gatys et al. with the paper's loss network and layers, streaming progress."""
+        network = self.loss_network()
+        settings = GatysSettings(iterations=iterations, report_every=max(1, iterations // 60))
+        content = resize_longer_side(content, size)
+        style_image = resize_longer_side(style_image, max(size, 256))
+        yield from run(content, style_image, network, settings, should_stop)
+
+    def reconstruct(
+        self, image: torch.Tensor, layer: str, mode: str, size: int, iterations: int,
+    ) -> Iterator[Progress]:
+        """The paper's Figure 3: an image from noise that matches one layer's features or Gram matrix."""
+        network = self.loss_network()
+        if mode == "feature":
+            settings = GatysSettings(iterations=iterations, content_layers=(layer,), style_weight=0.0,
+                                     tv_weight=0.0, init="noise", report_every=max(1, iterations // 40))
+        else:
+            layers = PAPER_STYLE_LAYERS[: PAPER_STYLE_LAYERS.index(layer) + 1]
+            settings = GatysSettings(iterations=iterations, content_weight=0.0, style_weight=1.0,
+                                     style_layers=layers, tv_weight=0.0, init="noise",
+                                     report_every=max(1, iterations // 40))
+        target = resize_longer_side(image, size)
+        yield from run(target, target, network, settings)
+
+    # --- super-resolution -----------------------------------------------------------------
+
+    def upscale(self, image: torch.Tensor, scale: int, is_high_res: bool, degradation: str) -> SRComparison:
+        """Every SR method on the same low-resolution input, with metrics when the original is known."""
+        note = ""
+        if is_high_res:
+            original = crop_to_multiple(image, scale)
+            if min(original.shape[-2:]) < 8 * scale:
+                raise UserError(f"For x{scale} the high-resolution image needs at least {8 * scale} px per side.")
+            low_res = degrade(original, scale, DEGRADATIONS[degradation])
+        else:
+            original = None
+            low_res, shrunk = cap_pixels(image, MAX_SR_INPUT_PIXELS)
+            if shrunk:
+                note = f"The low-resolution input was downscaled to {low_res.shape[-1]}x{low_res.shape[-2]} first."
+        comparison = SRComparison(low_res, original, note=note)
+        for method in SR_METHODS:
+            comparison.results.append(self._upscale_one(low_res, method, scale, original))
+        return comparison
+
+    def _upscale_one(self, low_res: torch.Tensor, method: str, scale: int, original: torch.Tensor | None) -> SRResult:
+        runner = None
+        if method != "bicubic":
+            name = sr_model_name(method, scale)
+            runner = self.runners.get(name)
+            if runner is None:
+                status = self.models.get(name)
+                return SRResult(method, None, error=status.error if status else "not trained")
+        out, seconds = upscale(low_res, method, scale, runner)
+        out = quantize(out)  # what an 8-bit file of the result holds, as in evaluate-sr
+        result = SRResult(method, out, seconds)
+        if original is not None:
+            result.psnr, result.ssim = psnr(out, original, scale), ssim(out, original, scale)
+        return result
+
+
+def _short(exc: Exception) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) < 300 else text[:297] + "..."
+
+
+def label(method: str) -> str:
+    return SR_LABELS[method]
