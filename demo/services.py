@@ -28,7 +28,7 @@ from perceptual_models.vgg import LossNetwork, LossNetworkUnavailable, load_loss
 
 # Uploads bigger than this are downscaled first (with a note in the UI), whatever the size asked.
 MAX_INPUT_PIXELS = 2048 * 2048
-MAX_SR_INPUT_PIXELS = 512 * 512  # a low-resolution input; x8 of it is already 4096 px wide
+MAX_SR_OUTPUT_SIDE = 2048  # low-resolution inputs are downscaled so that x4/x8 stays this size
 DEGRADATIONS = {"bicubic": 0.0, "blur+bicubic": 1.0}
 
 
@@ -90,7 +90,8 @@ class Services:
                 self.models[name] = ModelStatus(name, error=_short(exc))
 
     def style_names(self) -> list[str]:
-        return [n.split("/", 1)[1] for n, s in self.models.items() if n.startswith("style/") and s.ok]
+        """Every known style, broken ones included: picking one explains why it does not work."""
+        return [name.split("/", 1)[1] for name in self.models if name.startswith("style/")]
 
     def style_image(self, style: str) -> Path | None:
         found = hub.resolve_asset(f"styles/{style}.jpg")
@@ -121,6 +122,11 @@ class Services:
                  + (f" ({len(broken)} unavailable)" if broken else ""),
                  f"**Loss network:** {vgg}", f"**Device:** {device_name(self.device)}"]
         return " · ".join(parts)
+
+    def model_table(self) -> list[list[str]]:
+        """[model, status, where from / why not] for the "Models" panel."""
+        return [[name, "available" if status.ok else "unavailable", status.origin if status.ok else status.error]
+                for name, status in sorted(self.models.items())]
 
     # --- inputs ---------------------------------------------------------------------------
 
@@ -185,10 +191,11 @@ class Services:
                 raise UserError(f"For x{scale} the high-resolution image needs at least {8 * scale} px per side.")
             low_res = degrade(original, scale, DEGRADATIONS[degradation])
         else:
-            original = None
-            low_res, shrunk = cap_pixels(image, MAX_SR_INPUT_PIXELS)
-            if shrunk:
-                note = f"The low-resolution input was downscaled to {low_res.shape[-1]}x{low_res.shape[-2]} first."
+            original, low_res = None, image
+            if max(image.shape[-2:]) * scale > MAX_SR_OUTPUT_SIDE:
+                low_res = resize_longer_side(image, MAX_SR_OUTPUT_SIDE // scale)
+                note = (f"The low-resolution input was downscaled to {low_res.shape[-1]}x{low_res.shape[-2]} "
+                        f"so that the x{scale} output stays within {MAX_SR_OUTPUT_SIDE} px.")
         comparison = SRComparison(low_res, original, note=note)
         for method in SR_METHODS:
             comparison.results.append(self._upscale_one(low_res, method, scale, original))

@@ -195,6 +195,9 @@ def build_demo(services: Services) -> gr.Blocks:
             "with losses computed by a fixed VGG-16, compared with the methods they replace."
         )
         status = gr.Markdown(services.status_line(), elem_id="status-line")
+        with gr.Accordion("Models: where each came from, or why it is unavailable", open=False):
+            gr.Dataframe(services.model_table(), headers=["model", "status", "source / reason"], interactive=False,
+                         wrap=True, elem_id="model-status")
 
         with gr.Tab("Style transfer", id="style"):
             timings = gr.State({})

@@ -55,6 +55,16 @@ def _image_and_size(path: str, size: int | None) -> torch.Tensor:
     return resize_longer_side(image, size) if size else image
 
 
+def _style_path(style: str) -> str:
+    """A path, or the name of a bundled/Hub style image such as `starry_night`."""
+    from .hub import resolve_asset
+
+    if Path(style).is_file():
+        return style
+    found = resolve_asset(f"styles/{style}.jpg")
+    return str(found[0]) if found else style
+
+
 def cmd_gatys(args: argparse.Namespace) -> None:
     from .gatys import GatysSettings, run
     from .image_io import save_image
@@ -69,7 +79,7 @@ def cmd_gatys(args: argparse.Namespace) -> None:
     settings.validate()
     device = pick_device(args.device)
     content = _image_and_size(args.content, args.size)
-    style = _image_and_size(args.style, args.style_size or args.size)
+    style = _image_and_size(_style_path(args.style), args.style_size or args.size)
     network = load_loss_network(settings.layers, weights=args.vgg_weights, device=device)
     final = None
     with tqdm(total=settings.iterations, desc="gatys", unit="it") as bar:
@@ -184,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gatys = command("gatys", cmd_gatys, "optimisation-based style transfer (Gatys et al.)")
     gatys.add_argument("--content", required=True)
-    gatys.add_argument("--style", required=True)
+    gatys.add_argument("--style", required=True, help="style image path, or a bundled style name (starry_night)")
     gatys.add_argument("-o", "--output", required=True)
     gatys.add_argument("--size", type=int, default=256, help="longer side of the output")
     gatys.add_argument("--style-size", type=int, default=None, help="longer side of the style image (default: --size)")

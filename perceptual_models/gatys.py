@@ -132,12 +132,16 @@ def run(
         start = content.clone()
     else:
         start = torch.rand(content.shape, generator=generator).to(device)
-    image = start.requires_grad_(True)
+    # torch's L-BFGS makes its first step -g/|g|_1: a total change of 1 spread over every pixel,
+    # too small to measure curvature in float32, so the second step overshoots by orders of
+    # magnitude. Optimising x / k instead makes that first step move each pixel by ~0.01.
+    k = 0.01 * start.numel() if settings.optimizer == "lbfgs" else 1.0
+    variable = (start / k).requires_grad_(True)
     if settings.optimizer == "lbfgs":
         # One function evaluation per step() call, so progress and cancellation are per iteration.
-        optimizer = torch.optim.LBFGS([image], lr=1.0, max_iter=1, history_size=100)
+        optimizer = torch.optim.LBFGS([variable], lr=1.0, max_iter=1, history_size=100)
     else:
-        optimizer = torch.optim.Adam([image], lr=settings.adam_lr)
+        optimizer = torch.optim.Adam([variable], lr=settings.adam_lr)
 
     def to_output(x: torch.Tensor) -> torch.Tensor:
         x = x.detach().clamp(0, 1)
@@ -150,7 +154,7 @@ def run(
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        losses = loss_fn(image, targets)
+        losses = loss_fn(variable * k, targets)
         losses["total"].backward()
         last.update(losses)
         return losses["total"]
@@ -166,16 +170,16 @@ def run(
         optimizer.step(closure)
         if settings.optimizer == "adam":
             with torch.no_grad():
-                image.clamp_(0, 1)
+                variable.clamp_(0, 1)
         values = {k: float(last[k].detach()) for k in ("total", "content", "style", "tv")}
         history.append({"iteration": iteration, **values})
         if iteration % settings.report_every == 0 and iteration < settings.iterations:
             _synchronize(device)
-            yield Progress(iteration, to_output(image), values, time.perf_counter() - started, False, history)
+            yield Progress(iteration, to_output(variable * k), values, time.perf_counter() - started, False, history)
     _synchronize(device)
     elapsed = time.perf_counter() - started
     values = history[-1] if history else {}
-    yield Progress(iteration, to_output(image), {k: v for k, v in values.items() if k != "iteration"},
+    yield Progress(iteration, to_output(variable * k), {name: v for name, v in values.items() if name != "iteration"},
                    elapsed, True, history)
 
 

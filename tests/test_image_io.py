@@ -1,12 +1,11 @@
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from bad_inputs import png_claiming_size
 from perceptual_models.image_io import (
     ImageError, crop_to_multiple, degrade, fit_size, load_image, resize, resize_longer_side, rgb_to_y,
     rgb_to_ycbcr, save_image, to_uint8, ycbcr_to_rgb,
@@ -97,14 +96,6 @@ def test_animated_gif_uses_first_frame():
     assert loaded[0, 0].mean() > 0.9 and loaded[0, 2].mean() < 0.1
 
 
-def _png_claiming_size(width: int, height: int) -> bytes:
-    """A valid small PNG whose header claims another size (how a decompression bomb starts)."""
-    data = _png_bytes(Image.new("L", (8, 8)))
-    ihdr = struct.pack(">II", width, height) + data[24:29]
-    crc = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xFFFFFFFF)
-    return data[:16] + ihdr + crc + data[33:]
-
-
 @pytest.mark.parametrize(
     "payload, message",
     [
@@ -112,8 +103,8 @@ def _png_claiming_size(width: int, height: int) -> bytes:
         (b"", "empty"),
         (_png_bytes(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)))[:2000],
          "damaged or truncated"),
-        (_png_claiming_size(20000, 20000), "too large"),
-        (_png_claiming_size(9000, 9000), "limit is 40 MP"),
+        (png_claiming_size(20000, 20000), "too large"),
+        (png_claiming_size(9000, 9000), "limit is 40 MP"),
         (_png_bytes(Image.new("RGB", (1, 1))), "at least 8 pixels"),
     ],
     ids=["text", "empty", "truncated", "bomb", "over-budget", "one-pixel"],

@@ -28,6 +28,8 @@ def _common(parser: argparse.ArgumentParser, iterations: int, batch_size: int, l
     parser.add_argument("--iterations", type=int, default=iterations)
     parser.add_argument("--batch-size", type=int, default=batch_size, help="per process")
     parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
+                        help="constant (the paper) or cosine decay to 0")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "none"],
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     settings = LoopSettings(
         data=args.data, run_dir=args.run_dir, iterations=args.iterations, batch_size=args.batch_size,
-        lr=args.lr, seed=args.seed, device=args.device, amp=args.amp, threads=args.threads,
+        lr=args.lr, lr_schedule=args.lr_schedule, seed=args.seed, device=args.device, amp=args.amp, threads=args.threads,
         log_every=args.log_every, val_every=args.val_every, checkpoint_every=args.checkpoint_every,
         max_minutes=args.max_minutes, resume=args.resume, extra={"note": args.note} if args.note else {},
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import math
 import os
 import subprocess
 import time
@@ -39,6 +40,7 @@ class LoopSettings:
     iterations: int = 2000
     batch_size: int = 4
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # "constant" (the paper) or "cosine" (decays to 0 at the last step)
     seed: int = 0
     device: str = "auto"
     amp: str = "auto"  # "bf16" | "none" | "auto" (bf16 on CUDA only)
@@ -145,6 +147,13 @@ def plot_losses(rows: list[dict[str, float]], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def learning_rate(settings: LoopSettings, step: int) -> float:
+    """The rate for `step`, a pure function of the step so that resuming needs no scheduler state."""
+    if settings.lr_schedule == "cosine":
+        return settings.lr * 0.5 * (1 + math.cos(math.pi * step / settings.iterations))
+    return settings.lr
+
+
 def train(task: Any, settings: LoopSettings) -> Path | None:
     """Run (or resume) training; returns the saved model path on rank 0 when the run finished."""
     if settings.threads:
@@ -196,6 +205,8 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
         inputs, target = task.prepare(photos)
         if device.type == "cuda":
             inputs = inputs.contiguous(memory_format=torch.channels_last)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(settings, step)
         with autocast:
             output = trained(inputs)
             losses = loss_fn(output.float(), loss_fn.targets(target))
@@ -239,7 +250,7 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
             "task": task.settings(),
             "training": {
                 "iterations": step, "batch_size_per_process": settings.batch_size, "processes": world_size,
-                "optimizer": f"Adam lr {settings.lr}", "seed": settings.seed, "device": str(device),
+                "optimizer": f"Adam lr {settings.lr} ({settings.lr_schedule})", "seed": settings.seed, "device": str(device),
                 "bf16": use_bf16, "data": [str(d) for d in settings.data], "photos": len(data.images),
                 "seconds": round(seconds, 1), **settings.extra,
             },

@@ -1,0 +1,53 @@
+"""Start `python app.py` as a real server process on a free port, for client and browser tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_app(log_dir: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Yield (url, process) once the page answers; the log is kept in `log_dir/app.log`."""
+    port = free_port()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = (log_dir / "app.log").open("w")
+    environment = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **env}
+    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=REPO, env=environment,
+                               stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"app.py exited with {process.returncode}: {(log_dir / 'app.log').read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(url, timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("app.py did not serve its page within 120 s")
+                time.sleep(0.5)
+        yield url, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
