@@ -89,6 +89,25 @@ class Services:
             except Exception as exc:  # noqa: BLE001 - any broken file: report it, serve the rest
                 self.models[name] = ModelStatus(name, error=_short(exc))
 
+    def compile_in_background(self) -> threading.Thread | None:
+        """Switch every network to its torch.compile'd graph once compiled (tens of seconds on a CPU).
+
+        Requests are served by the eager fast path meanwhile. PERCEPTUAL_COMPILE=0 turns this off.
+        """
+        if os.environ.get("PERCEPTUAL_COMPILE", "1") == "0":
+            return None
+
+        def compile_all() -> None:
+            for name, runner in list(self.runners.items()):
+                try:
+                    runner.compile()
+                except Exception as exc:  # noqa: BLE001 - the eager path keeps serving
+                    self.models[name].origin += f" (not compiled: {type(exc).__name__})"
+
+        thread = threading.Thread(target=compile_all, name="compile-models", daemon=True)
+        thread.start()
+        return thread
+
     def style_names(self) -> list[str]:
         """Every known style, broken ones included: picking one explains why it does not work."""
         return [name.split("/", 1)[1] for name in self.models if name.startswith("style/")]

@@ -150,6 +150,34 @@ def cmd_evaluate_sr(args: argparse.Namespace) -> None:
         print(f"wrote {args.json}")
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    from .bench import format_tables, run_bench
+    from .inference import pick_device
+
+    result = run_bench(
+        sizes=[int(s) for s in args.sizes.split(",")], iterations=[int(i) for i in args.gatys_iters.split(",")],
+        device=pick_device(args.device), model_name=args.model, repeats=args.repeats,
+        gatys_per_iter=args.gatys_per_iter, compile_fast=not args.no_compile, onnx=not args.no_onnx,
+        memory=not args.no_memory,
+    )
+    print(format_tables(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}")
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> None:
+    from .export import check_onnx, export_onnx
+    from .networks import from_pretrained
+
+    model, _ = from_pretrained(args.model)
+    path = export_onnx(model, args.output)
+    worst = check_onnx(path, model)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); ONNX Runtime vs PyTorch fp32: {worst:.1f} dB PSNR")
+    if worst < 60:
+        raise RuntimeError(f"The exported model differs from PyTorch ({worst:.1f} dB < 60 dB).")
+
+
 def cmd_hub(args: argparse.Namespace) -> None:
     import os
 
@@ -230,6 +258,22 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--methods", default="bicubic,srcnn,pixel,feat")
     evaluate.add_argument("--blur-sigma", type=float, default=0.0, help="Gaussian blur before downsampling")
     evaluate.add_argument("--json", default=None)
+
+    bench = command("bench", cmd_bench, "the paper's Table 1 on this device: Gatys vs the feed-forward network")
+    bench.add_argument("--sizes", default="256,512,1024")
+    bench.add_argument("--gatys-iters", default="100,300,500")
+    bench.add_argument("--gatys-per-iter", type=int, default=None,
+                       help="time this many L-BFGS iterations and extrapolate (labelled as such)")
+    bench.add_argument("--model", default="style/starry_night")
+    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--no-compile", action="store_true", help="skip the torch.compile path")
+    bench.add_argument("--no-onnx", action="store_true", help="skip ONNX Runtime")
+    bench.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
+    bench.add_argument("--json", default=None)
+
+    onnx = command("export-onnx", cmd_export_onnx, "export a trained network to ONNX (dynamic height/width)")
+    onnx.add_argument("--model", required=True, help="style/<name>, sr/x4_pixel, ... or a .safetensors path")
+    onnx.add_argument("-o", "--output", required=True)
 
     hub = commands.add_parser("hub", help="list, download, export and publish weights",
                               description="Weights on the Hugging Face Hub and in the bundled copy.")

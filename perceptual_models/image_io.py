@@ -240,6 +240,7 @@ _YCBCR = torch.tensor(
     [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]
 ) / 255.0
 _YCBCR_OFFSET = torch.tensor([16.0, 128.0, 128.0]) / 255.0
+_RGB_FROM_YCBCR = torch.linalg.inv(_YCBCR)
 
 
 def rgb_to_ycbcr(image: torch.Tensor) -> torch.Tensor:
@@ -250,7 +251,7 @@ def rgb_to_ycbcr(image: torch.Tensor) -> torch.Tensor:
 
 def ycbcr_to_rgb(image: torch.Tensor) -> torch.Tensor:
     """Inverse of `rgb_to_ycbcr`."""
-    inverse = torch.linalg.inv(_YCBCR).to(image)
+    inverse = _RGB_FROM_YCBCR.to(image)
     return torch.einsum("ij,bjhw->bihw", inverse, image - _YCBCR_OFFSET.to(image).view(1, 3, 1, 1))
 
 

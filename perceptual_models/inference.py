@@ -68,32 +68,72 @@ def sr_model_name(method: str, scale: int) -> str:
     raise ValueError(f"No trained model for SR method {method!r}.")
 
 
+def _call(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model(x)
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled_call():
+    """One compiled function for every model: weights are graph inputs, so all style networks
+    share one graph and only the first compile of an architecture costs time."""
+    # Each architecture and size branch is one more graph of the same function: allow plenty.
+    torch._dynamo.config.recompile_limit = 64
+    return torch.compile(_call, dynamic=True)
+
+
 class Runner:
-    """A network in eval mode on one device, with a fast (bf16/channels_last) or exact fp32 path."""
+    """A network in eval mode on one device, with a fast (bf16/channels_last/compiled) or exact path.
+
+    "fast" uses bf16 autocast where the hardware has bf16 units and channels_last; `compile()`
+    additionally switches to a torch.compile'd graph (worth it for a server, not for one image).
+    "exact" is plain fp32 eager PyTorch: the reference the fast path is checked against.
+    """
 
     def __init__(self, model: nn.Module, config: dict, device: torch.device, precision: str = "fast") -> None:
         if precision not in ("fast", "exact"):
             raise ValueError(f"precision must be 'fast' or 'exact', got {precision!r}.")
-        self.config, self.device = config, device
+        self.config, self.device, self.precision = config, device, precision
         self.use_bf16 = precision == "fast" and (device.type == "cuda" or cpu_has_bf16())
         self.channels_last = precision == "fast"
         self.model = model.eval().requires_grad_(False).to(device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.compiled = False
+        self._call = _call
 
     @classmethod
     def load(cls, name_or_path: str, device: torch.device, precision: str = "fast") -> "Runner":
         model, config = from_pretrained(name_or_path)
         return cls(model, config, device, precision)
 
+    def compile(self, warmup_sizes: tuple[tuple[int, int], ...] = ((64, 64), (63, 65))) -> None:
+        """Compile for dynamic sizes (tens of seconds on a CPU the first time), then use it.
+
+        The warm-up sizes cover both branches of the networks' size handling (multiple of 4 or not).
+        """
+        if self.precision != "fast" or self.compiled:
+            return
+        compiled = _compiled_call()
+        for height, width in warmup_sizes:
+            x = self._prepare(torch.rand(1, 3, height, width))
+            torch._dynamo.mark_dynamic(x, 2)
+            torch._dynamo.mark_dynamic(x, 3)
+            with torch.inference_mode(), self._autocast():
+                compiled(self.model, x)
+        self._call, self.compiled = compiled, True
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16)
+
+    def _prepare(self, image: torch.Tensor) -> torch.Tensor:
+        x = image.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
     @torch.inference_mode()
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         """(1, 3, H, W) in [0, 1] on any device -> output in [0, 1] on the CPU, float32."""
-        x = image.to(self.device, non_blocking=True)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
-            y = self.model(x)
+        with self._autocast():
+            y = self._call(self.model, self._prepare(image))
         return y.float().clamp(0, 1).cpu().contiguous()
 
     def timed(self, image: torch.Tensor) -> tuple[torch.Tensor, float]:

@@ -107,9 +107,10 @@ class TransformerNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
         # Two stride-2 convolutions: pad to a multiple of 4 so the output has the input's size.
-        pad_h, pad_w = -height % 4, -width % 4
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+        # Always padding (often by 0) and floor division instead of % keep one graph for every
+        # size when compiled or exported with dynamic shapes.
+        pad_h, pad_w = (height + 3) // 4 * 4 - height, (width + 3) // 4 * 4 - width
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
         y = self.decoder(self.residuals(self.encoder(x)))
         return scaled_tanh(y[..., :height, :width])
 

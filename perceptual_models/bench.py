@@ -1,0 +1,179 @@
+"""Table 1 from our own code: Gatys (L-BFGS) vs the feed-forward network, at several sizes.
+
+Feed-forward times are medians over repetitions after warm-up; every clock read follows a GPU
+synchronisation. Gatys is timed at each requested iteration count within one run, or, with
+`gatys_per_iter`, from a shorter run and extrapolated (and labelled so).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from .gatys import GatysSettings, run
+from .inference import Runner, device_name, synchronize
+
+# The paper's Table 1 (GTX Titan X): Gatys at 100/300/500 iterations and the network, seconds.
+PAPER_TABLE1 = {
+    256: {"gatys_s": {"100": 3.17, "300": 9.52, "500": 15.86}, "feedforward_s": 0.015},
+    512: {"gatys_s": {"100": 10.97, "300": 32.91, "500": 54.85}, "feedforward_s": 0.05},
+    1024: {"gatys_s": {"100": 42.89, "300": 128.66, "500": 214.44}, "feedforward_s": 0.21},
+}
+
+
+def versions() -> dict[str, str]:
+    return {"torch": torch.__version__, "python": platform.python_version(),
+            "cuda": torch.version.cuda or "-", "cudnn": str(torch.backends.cudnn.version() or "-")}
+
+
+def median_seconds(fn, image: torch.Tensor, device: torch.device, repeats: int) -> float:
+    """Median wall time of `fn(image)` over `repeats` calls, after two warm-up calls."""
+    fn(image)
+    fn(image)
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        fn(image)
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def feedforward_variants(model_name: str, size: int, device: torch.device, repeats: int,
+                         compiled: Runner | None, onnx: bool) -> dict[str, float]:
+    """Seconds per image for the fp32 reference and each fast path at size x size."""
+    image = torch.rand(1, 3, size, size)
+    times = {}
+    exact = Runner.load(model_name, device, precision="exact")
+    times["eager_fp32"] = median_seconds(exact, image, device, repeats)
+    fast = Runner.load(model_name, device, precision="fast")
+    times["eager_fast"] = median_seconds(fast, image, device, repeats)  # bf16 + channels_last
+    if compiled is not None:
+        times["compiled_fast"] = median_seconds(compiled, image, device, repeats)
+    if onnx and device.type == "cpu":
+        from .export import export_onnx, onnx_session
+
+        with tempfile.TemporaryDirectory() as folder:
+            session = onnx_session(export_onnx(exact.model, Path(folder) / "model.onnx"))
+            times["onnxruntime_fp32"] = median_seconds(
+                lambda x: session.run(None, {"image": x.numpy()}), image, device, repeats)
+    return times
+
+
+def gatys_seconds(network, size: int, iterations: list[int], device: torch.device,
+                  per_iter: int | None) -> tuple[dict[str, float], bool]:
+    """Elapsed seconds at each iteration count in one L-BFGS run (or extrapolated from a short one)."""
+    content = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    style = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(1))
+    total = per_iter or max(iterations)
+    settings = GatysSettings(iterations=total, report_every=1, max_pixels=size * size)
+    marks: dict[int, float] = {}
+    for progress in run(content.to(device), style.to(device), network, settings):
+        marks[progress.iteration] = progress.elapsed
+    if per_iter:
+        # Skip the first iteration (allocations) when estimating the steady per-iteration cost.
+        per_iteration = (marks[total] - marks[1]) / (total - 1)
+        return {str(n): marks[1] + per_iteration * (n - 1) for n in iterations}, True
+    return {str(n): marks[n] for n in iterations}, False
+
+
+def _peak_rss_child(task: str, size: int, model_name: str, device_name_: str, queue) -> None:
+    torch.set_num_threads(torch.get_num_threads())
+    device = torch.device(device_name_)
+    if task == "stylize":
+        Runner.load(model_name, device)(torch.rand(1, 3, size, size))
+    else:
+        from .losses import PAPER_STYLE_LAYERS
+        from .vgg import load_loss_network
+
+        network = load_loss_network(("relu2_2", *PAPER_STYLE_LAYERS), device=device)
+        settings = GatysSettings(iterations=5, max_pixels=size * size)
+        for _ in run(torch.rand(1, 3, size, size), torch.rand(1, 3, 256, 256), network, settings):
+            pass
+    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB -> MiB on Linux
+
+
+def peak_rss_mib(task: str, size: int, model_name: str, device: torch.device) -> float:
+    """Peak resident memory of a fresh process doing one task (so earlier work does not count)."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_peak_rss_child, args=(task, size, model_name, str(device), queue))
+    process.start()
+    value = queue.get(timeout=600)
+    process.join()
+    return value
+
+
+def run_bench(sizes: list[int], iterations: list[int], device: torch.device, model_name: str, repeats: int,
+              gatys_per_iter: int | None, compile_fast: bool, onnx: bool, memory: bool) -> dict:
+    from .losses import PAPER_STYLE_LAYERS
+    from .vgg import load_loss_network
+
+    network = load_loss_network(("relu2_2", *PAPER_STYLE_LAYERS), device=device)
+    compiled = None
+    if compile_fast:
+        compiled = Runner.load(model_name, device, precision="fast")
+        start = time.perf_counter()
+        compiled.compile()
+        compile_seconds = time.perf_counter() - start
+    rows = []
+    for size in sizes:
+        variants = feedforward_variants(model_name, size, device, repeats, compiled, onnx)
+        best = min(variants, key=variants.get)
+        gatys, extrapolated = gatys_seconds(network, size, iterations, device, gatys_per_iter)
+        rows.append({
+            "size": size, "feedforward_s": variants[best], "feedforward_path": best,
+            "feedforward_variants": variants,
+            "fast_vs_eager_fp32": variants["eager_fp32"] / variants[best],
+            "gatys_s": gatys, "speedup": {k: v / variants[best] for k, v in gatys.items()},
+            "extrapolated": extrapolated,
+        })
+    result = {
+        "device": device_name(device), "versions": versions(), "model": model_name,
+        "settings": {"repeats": repeats, "gatys_per_iter": gatys_per_iter, "gatys_layers": "content relu2_2; "
+                     "style relu1_2, relu2_2, relu3_3, relu4_3 (VGG-16, the paper's)",
+                     "threads": torch.get_num_threads()},
+        "rows": rows,
+    }
+    if compiled is not None:
+        result["compile_seconds"] = compile_seconds
+    if memory:
+        result["peak_rss_mib"] = {
+            "stylize_1024": peak_rss_mib("stylize", 1024, model_name, device),
+            "gatys_512": peak_rss_mib("gatys", 512, model_name, device),
+        }
+    return result
+
+
+def format_tables(result: dict) -> str:
+    """Our Table 1 with the paper's beside it."""
+    iterations = list(result["rows"][0]["gatys_s"]) if result["rows"] else []
+    header = (f"{'size':>6} {'':<24}" + "".join(f"{'Gatys ' + n:>12}" for n in iterations)
+              + f"{'network':>11}" + "".join(f"{'x at ' + n:>10}" for n in iterations[-1:]))
+    lines = ["Table 1: seconds per image", header]
+    for row in result["rows"]:
+        paper = PAPER_TABLE1.get(row["size"])
+        if paper:
+            lines.append(f"{row['size']:>6} {'paper (GTX Titan X)':<24}"
+                         + "".join(f"{paper['gatys_s'].get(n, float('nan')):>12.2f}" for n in iterations)
+                         + f"{paper['feedforward_s']:>11.3f}"
+                         + "".join(f"{paper['gatys_s'][n] / paper['feedforward_s']:>9.0f}x"
+                                   for n in iterations[-1:] if n in paper["gatys_s"]))
+        label = "ours" + (" (extrapolated)" if row["extrapolated"] else "")
+        lines.append(f"{'':>6} {label:<24}" + "".join(f"{row['gatys_s'][n]:>12.2f}" for n in iterations)
+                     + f"{row['feedforward_s']:>11.4f}" + "".join(f"{row['speedup'][n]:>9.0f}x" for n in iterations[-1:]))
+    lines += ["", f"Device: {result['device']}", "", "Feed-forward paths (seconds per image):"]
+    for row in result["rows"]:
+        variants = ", ".join(f"{k} {v:.4f}" for k, v in row["feedforward_variants"].items())
+        lines.append(f"  {row['size']:>5}: {variants}; fastest/eager fp32 = {row['fast_vs_eager_fp32']:.1f}x")
+    if "peak_rss_mib" in result:
+        lines.append("Peak RSS (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in result["peak_rss_mib"].items()))
+    return "\n".join(lines)

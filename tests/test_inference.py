@@ -1,0 +1,89 @@
+"""The fast inference paths agree with the exact fp32 reference; ONNX export and the bench run."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO
+from perceptual_models.inference import Runner, cpu_has_bf16, pick_device, upscale
+from perceptual_models.metrics import psnr
+from perceptual_models.networks import SRCNN, SRNet, TransformerNet, save_pretrained
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def style_model(tmp_path_factory):
+    torch.manual_seed(0)
+    return save_pretrained(TransformerNet(), {"architecture": "transformer", "params": {}},
+                           tmp_path_factory.mktemp("m") / "style")
+
+
+def test_fast_path_matches_the_reference(style_model):
+    image = torch.rand(1, 3, 70, 93)
+    exact, fast = Runner.load(str(style_model), CPU, "exact"), Runner.load(str(style_model), CPU, "fast")
+    assert fast.use_bf16 == cpu_has_bf16() and not exact.use_bf16
+    reference = exact(image)
+    assert reference.shape == image.shape and reference.dtype == torch.float32
+    assert psnr(fast(image), reference) >= 40
+
+
+def test_compiled_path_matches_and_is_shared_between_models(style_model):
+    first, second = Runner.load(str(style_model), CPU, "fast"), Runner(TransformerNet(), {}, CPU, "fast")
+    first.compile()
+    second.compile()
+    assert first.compiled and second.compiled
+    for size in ((64, 64), (37, 53)):  # a size it was not warmed up with
+        image = torch.rand(1, 3, *size)
+        assert psnr(first(image), Runner.load(str(style_model), CPU, "exact")(image)) >= 40
+        assert first(image).shape == image.shape
+
+
+def test_upscale_methods_and_timing():
+    lr = torch.rand(1, 3, 11, 13)
+    out, seconds = upscale(lr, "bicubic", 4)
+    assert out.shape == (1, 3, 44, 52) and seconds >= 0
+    for net in (SRNet(8), SRCNN(4)):
+        runner = Runner(net, {}, CPU)
+        out, seconds = upscale(lr, "pixel", net.scale, runner)
+        assert out.shape == (1, 3, 11 * net.scale, 13 * net.scale) and seconds > 0
+    with pytest.raises(ValueError, match="needs a loaded model"):
+        upscale(lr, "feat", 4)
+
+
+def test_cuda_request_without_a_gpu_is_clear():
+    if torch.cuda.is_available():
+        assert pick_device("cuda").type == "cuda"
+    else:
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            pick_device("cuda")
+    assert pick_device("auto").type in ("cpu", "cuda")
+
+
+def test_export_onnx_command(style_model, tmp_path):
+    out = tmp_path / "style.onnx"
+    result = subprocess.run([sys.executable, "-m", "perceptual_models", "export-onnx", "--model", str(style_model),
+                             "-o", str(out)], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert out.is_file() and "ONNX Runtime vs PyTorch fp32" in result.stdout
+    assert float(result.stdout.split("fp32: ")[1].split(" dB")[0]) >= 60
+
+
+def test_bench_command_writes_table_and_json(style_model, tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "perceptual_models", "bench", "--model", str(style_model), "--sizes", "32",
+         "--gatys-iters", "2,4", "--gatys-per-iter", "3", "--repeats", "1", "--no-compile", "--no-memory",
+         "--json", str(out)], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Table 1" in result.stdout and "ours (extrapolated)" in result.stdout
+    data = json.loads(out.read_text())
+    assert "CPU" in data["device"] and data["versions"]["torch"] == torch.__version__
+    row = data["rows"][0]
+    assert row["size"] == 32 and row["extrapolated"] and set(row["gatys_s"]) == {"2", "4"}
+    assert row["gatys_s"]["4"] > row["gatys_s"]["2"] > 0 and row["feedforward_s"] > 0
+    assert row["speedup"]["4"] == pytest.approx(row["gatys_s"]["4"] / row["feedforward_s"])
+    assert {"eager_fp32", "eager_fast", "onnxruntime_fp32"} <= set(row["feedforward_variants"])
