@@ -109,8 +109,10 @@ class Services:
         return thread
 
     def style_names(self) -> list[str]:
-        """Every known style, broken ones included: picking one explains why it does not work."""
-        return [name.split("/", 1)[1] for name in self.models if name.startswith("style/")]
+        """Every known style, broken ones included (picking one explains why it does not work).
+        The paper's iconic example comes first."""
+        names = [name.split("/", 1)[1] for name in self.models if name.startswith("style/")]
+        return sorted(names, key=lambda name: (name != "starry_night", name))
 
     def style_image(self, style: str) -> Path | None:
         found = hub.resolve_asset(f"styles/{style}.jpg")

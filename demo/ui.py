@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import inspect
+import io
 import json
 import math
+import os
+import shutil
+import tempfile
+import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,6 +36,7 @@ from .services import DEGRADATIONS, Services, SRComparison, UserError
 HERE = Path(__file__).parent
 EXAMPLES = sorted((HERE / "examples").glob("*.jpg"))
 GALLERY = HERE / "gallery"
+OUTPUTS = Path(tempfile.gettempdir()) / "perceptual-losses-outputs"
 TIMING_HEADERS = ["method", "device", "size (px)", "seconds", "speed-up"]
 SR_HEADERS = ["method", "PSNR (dB)", "SSIM", "seconds", "note"]
 GATYS_DEFAULTS = GatysSettings()
@@ -102,10 +110,42 @@ def _loss_frame(history: list[dict], weights: dict[str, float]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["iteration", "log10 loss", "term"])
 
 
-def _zoom(image: torch.Tensor, box: tuple[int, int, int, int], size: int = 192) -> Image.Image:
+def _as_file(image: torch.Tensor | Image.Image) -> str:
+    """Write an output PNG atomically under a name made from its content, and return the path.
+
+    Returning PIL images lets Gradio write them to its cache in place, and twenty students
+    asking for the same example at once then read a file while another request rewrites it
+    (truncated downloads). A rename is atomic, and Gradio copies paths into its cache safely.
+    """
+    pil = to_pil(image) if isinstance(image, torch.Tensor) else image
+    buffer = io.BytesIO()
+    pil.save(buffer, format="PNG", compress_level=1)
+    data = buffer.getvalue()
+    path = OUTPUTS / hashlib.sha256(data).hexdigest()[:32] / "output.png"
+    if not path.is_file():
+        _prune_outputs()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"output.{uuid.uuid4().hex}.partial")
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    return str(path)
+
+
+def _prune_outputs(max_age_seconds: float = 3600.0) -> None:
+    """Drop outputs older than an hour (Gradio has copied them into its own cache by then)."""
+    now = time.time()
+    for folder in OUTPUTS.glob("*") if OUTPUTS.is_dir() else []:
+        try:
+            if now - folder.stat().st_mtime > max_age_seconds:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def _zoom(image: torch.Tensor, box: tuple[int, int, int, int], size: int = 192) -> str:
     top, left, height, width = box
     crop = image[..., top : top + height, left : left + width]
-    return to_pil(crop).resize((size, round(size * height / width)), Image.NEAREST)
+    return _as_file(to_pil(crop).resize((size, round(size * height / width)), Image.NEAREST))
 
 
 def _detail_box(image: torch.Tensor, fraction: float, centre: tuple[float, float] | None) -> tuple[int, int, int, int]:
@@ -139,7 +179,7 @@ def build_demo(services: Services) -> gr.Blocks:
         timings = {**(timings or {}), "feedforward": {
             "seconds": seconds, "size": _size_text(output), "device": device_name(services.device),
             "detail": style}}
-        return to_pil(output), _timing_table(timings), timings, note
+        return _as_file(output), _timing_table(timings), timings, note
 
     @user_errors
     def on_gatys(content, style, custom_style, size, iterations, timings):
@@ -160,7 +200,7 @@ def build_demo(services: Services) -> gr.Blocks:
             status = (f"**{'Done' if progress.done else 'Optimizing'}**: iteration {progress.iteration} / "
                       f"{int(iterations)}, {progress.elapsed:.1f} s, total loss {progress.losses.get('total', 0):.4g}")
             weights = {"content": GATYS_DEFAULTS.content_weight, "style": GATYS_DEFAULTS.style_weight}
-            yield (to_pil(progress.image), "\n\n".join(filter(None, [status, note])),
+            yield (_as_file(progress.image), "\n\n".join(filter(None, [status, note])),
                    _loss_frame(progress.history, weights), _timing_table(timings), timings)
 
     @user_errors
@@ -175,7 +215,7 @@ def build_demo(services: Services) -> gr.Blocks:
         image, _ = services.read_image(upload, "an image")
         for progress in services.reconstruct(image, layer, "feature" if mode.startswith("Feature") else "style",
                                              192, int(iterations)):
-            yield to_pil(progress.image), (f"iteration {progress.iteration} / {int(iterations)}, "
+            yield _as_file(progress.image), (f"iteration {progress.iteration} / {int(iterations)}, "
                                            f"{progress.elapsed:.1f} s")
 
     def on_pick_style(event: gr.SelectData):
@@ -187,7 +227,7 @@ def build_demo(services: Services) -> gr.Blocks:
 
     # --- layout -------------------------------------------------------------------------------
 
-    with gr.Blocks(title="Perceptual Losses (Johnson et al. 2016)") as demo:
+    with gr.Blocks(title="Perceptual Losses (Johnson et al. 2016)", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             "# Perceptual losses for real-time style transfer and super-resolution\n"
             "A hands-on reproduction of Johnson, Alahi & Fei-Fei (ECCV 2016, "
@@ -318,12 +358,12 @@ def _sr_outputs(comparison: SRComparison, scale: int, centre: tuple[float, float
             rows.append([label, "", "", "", f"unavailable: {result.error}"])
             continue
         caption = label + (f": {result.psnr:.2f} dB" if result.psnr is not None else "")
-        gallery.append((to_pil(result.image), caption))
+        gallery.append((_as_file(result.image), caption))
         crops.append((_zoom(result.image, box), label))
         rows.append([label, f"{result.psnr:.2f}" if result.psnr is not None else "-",
                      f"{result.ssim:.4f}" if result.ssim is not None else "-", f"{result.seconds:.3f}", ""])
     if comparison.original is not None:
-        gallery.append((to_pil(comparison.original), "Original (ground truth)"))
+        gallery.append((_as_file(comparison.original), "Original (ground truth)"))
         crops.append((_zoom(comparison.original, box), "Original"))
     top, left, height, width = box
     notes = [note, comparison.note,

@@ -1,0 +1,143 @@
+"""The app in a real browser: Debian's Chromium, headless, driven by Playwright.
+
+Screenshots of every step are saved under the test's temporary folder (printed at the end) and,
+when PERCEPTUAL_SCREENSHOTS is set, copied there as artefacts.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from app_process import REPO, running_app
+from bad_inputs import write_bad_inputs
+from conftest import VGG_FILE
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+EXAMPLE = REPO / "demo" / "examples" / "astronaut.jpg"
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("screenshots")
+    yield folder
+    target = os.environ.get("PERCEPTUAL_SCREENSHOTS")
+    if target:
+        shutil.copytree(folder, target, dirs_exist_ok=True)
+    print(f"\nscreenshots: {folder}")
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    env = {"HF_HUB_OFFLINE": "1", "PERCEPTUAL_VGG_WEIGHTS": str(VGG_FILE), "PERCEPTUAL_COMPILE": "0"}
+    with running_app(tmp_path_factory.mktemp("app"), **env) as (url, _):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser_context(tmp_path_factory):
+    assert Path(CHROMIUM).is_file(), "Debian's chromium is missing: apt-get install chromium (.ci/run does)"
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
+            viewport={"width": 1400, "height": 1000},
+        )
+        yield context
+        context.close()
+
+
+@pytest.fixture()
+def page(browser_context, app_url) -> Page:
+    page = browser_context.new_page()
+    page.goto(app_url)
+    expect(page.locator("#run-feedforward")).to_be_visible(timeout=60_000)
+    yield page
+    page.close()
+
+
+def _upload(page: Page, element: str, path: Path) -> None:
+    page.locator(f"{element} input[type=file]").set_input_files(str(path))
+    page.wait_for_timeout(800)
+
+
+def _image_size(page: Page, selector: str) -> tuple[int, int]:
+    return tuple(page.locator(selector).evaluate("img => [img.naturalWidth, img.naturalHeight]"))
+
+
+def test_feedforward_stylisation_renders_at_the_right_size(page, shots):
+    _upload(page, "#content-image", EXAMPLE)
+    page.locator("#run-feedforward").click()
+    output = page.locator("#feedforward-output img")
+    expect(output).to_be_visible(timeout=60_000)
+    page.wait_for_function("() => document.querySelector('#feedforward-output img').naturalWidth > 0")
+    assert _image_size(page, "#feedforward-output img") == (256, 256)  # 512 px photo, 256 px on a CPU
+    expect(page.locator("#timing-table")).to_contain_text("Feed-forward network")
+    page.screenshot(path=str(shots / "style_feedforward.png"), full_page=True)
+
+
+def test_super_resolution_shows_every_method_and_metrics(page, shots):
+    page.get_by_role("tab", name="Super-resolution").click()
+    _upload(page, "#sr-input", EXAMPLE)
+    page.locator("#run-sr").click()
+    expect(page.locator("#sr-results img")).to_have_count(5, timeout=60_000)  # 4 methods + original
+    metrics = page.locator("#sr-metrics")
+    for method in ("Bicubic", "SRCNN-style", "Ours, l_pixel", "Ours, l_feat"):
+        expect(metrics).to_contain_text(method)
+    expect(page.locator("#sr-crops img")).to_have_count(6)
+    page.screenshot(path=str(shots / "super_resolution.png"), full_page=True)
+
+
+def test_gatys_streams_and_stops_on_cancel(page, shots):
+    _upload(page, "#content-image", EXAMPLE)
+    page.locator("#run-gatys").click()
+    status = page.locator("#gatys-status")
+    expect(status).to_contain_text("Optimizing: iteration", timeout=120_000)
+    first = status.inner_text()
+    expect(status).not_to_have_text(first, timeout=60_000)  # intermediate results keep arriving
+    expect(page.locator("#gatys-output img")).to_be_visible()
+    page.screenshot(path=str(shots / "gatys_running.png"), full_page=True)
+    page.locator("#stop-gatys").click()
+    page.wait_for_timeout(1500)
+    stopped = status.inner_text()
+    page.wait_for_timeout(4000)
+    assert status.inner_text() == stopped and "Done" not in stopped  # 100 iterations would take longer
+    page.screenshot(path=str(shots / "gatys_stopped.png"), full_page=True)
+
+
+def test_bad_uploads_give_a_result_or_a_clear_message(page, shots, tmp_path):
+    observed = {}
+    for name, (path, expected) in write_bad_inputs(tmp_path).items():
+        _upload(page, "#content-image", path)
+        page.locator("#run-feedforward").click()
+        if expected == "ok":
+            page.wait_for_function(
+                "() => { const img = document.querySelector('#feedforward-output img');"
+                " return img && img.naturalWidth > 0 && img.src !== window.__lastOutput; }", timeout=60_000)
+            page.evaluate("() => { window.__lastOutput = document.querySelector('#feedforward-output img').src; }")
+            observed[name] = "image of size %dx%d" % _image_size(page, "#feedforward-output img")
+        else:
+            toast = page.locator("[data-testid=toast-text]").last
+            expect(toast).to_be_visible(timeout=60_000)
+            observed[name] = toast.inner_text()
+            assert expected in observed[name].lower() or (name == "zero_bytes" and "upload" in observed[name])
+            page.locator("[data-testid=toast-close]").last.click()
+        page.screenshot(path=str(shots / f"bad_input_{name}.png"))
+        page.locator("#content-image button[aria-label='Remove Image']").click()
+    (shots / "bad_inputs.txt").write_text("\n".join(f"{k}: {v}" for k, v in observed.items()) + "\n")
+    assert observed["exif_rotated"] == "image of size 171x256" and observed["cmyk"] == "image of size 256x171"
+    # And the app still serves a normal request.
+    _upload(page, "#content-image", EXAMPLE)
+    page.locator("#run-feedforward").click()
+    page.wait_for_function("() => document.querySelector('#feedforward-output img').naturalWidth == 256")
+
+
+def test_every_tab_renders(page, shots):
+    for tab in ("Gallery", "How it works"):
+        page.get_by_role("tab", name=tab).click()
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(shots / f"tab_{tab.lower().replace(' ', '_')}.png"), full_page=True)
+    expect(page.get_by_text("What does the loss network see?")).to_be_visible()

@@ -1,0 +1,76 @@
+"""A burst of requests against the running app: everything completes, memory stays bounded."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from app_process import REPO, running_app
+from conftest import VGG_FILE
+
+EXAMPLE = REPO / "demo" / "examples" / "chelsea.jpg"
+MEMORY_BOUND_MIB = 4096  # the whole app process, models and VGG-16 included
+FEEDFORWARD_REQUESTS, GATYS_REQUESTS = 20, 3
+
+
+class PeakMemory:
+    """Samples a process tree's resident memory every 50 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.process, self.peak_mib, self._stop = psutil.Process(pid), 0.0, threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            try:
+                rss = sum(p.memory_info().rss for p in [self.process, *self.process.children(recursive=True)])
+                self.peak_mib = max(self.peak_mib, rss / 2**20)
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+
+    def __enter__(self) -> "PeakMemory":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self.thread.join()
+
+
+def test_concurrent_feedforward_and_gatys_requests(tmp_path):
+    env = {"HF_HUB_OFFLINE": "1", "PERCEPTUAL_VGG_WEIGHTS": str(VGG_FILE), "PERCEPTUAL_COMPILE": "0"}
+    with running_app(tmp_path / "app", **env) as (url, process), PeakMemory(process.pid) as memory:
+        statuses: list[str] = []
+
+        def stylize(i: int) -> tuple[int, int]:
+            client = Client(url, verbose=False)
+            job = client.submit(handle_file(str(EXAMPLE)), "starry_night", 256, api_name="/stylize")
+            while not job.done():  # queued requests report their position
+                statuses.append(str(job.status().code))
+                time.sleep(0.2)
+            return Image.open(job.result()[0]).size
+
+        def gatys(i: int) -> str:
+            client = Client(url, verbose=False)
+            return client.submit(handle_file(str(EXAMPLE)), "starry_night", None, 128, 10, api_name="/gatys").result()[1]
+
+        start = time.monotonic()
+        with ThreadPoolExecutor(FEEDFORWARD_REQUESTS + GATYS_REQUESTS) as pool:
+            optimizations = [pool.submit(gatys, i) for i in range(GATYS_REQUESTS)]
+            stylizations = [pool.submit(stylize, i) for i in range(FEEDFORWARD_REQUESTS)]
+            sizes = [f.result(timeout=600) for f in stylizations]
+            finals = [f.result(timeout=600) for f in optimizations]
+        seconds = time.monotonic() - start
+
+    assert sizes == [(256, 170)] * FEEDFORWARD_REQUESTS
+    assert all("Done" in status and "10 / 10" in status for status in finals)
+    assert any("QUEUE" in status or "IN_QUEUE" in status for status in statuses), set(statuses)
+    print(f"\n{FEEDFORWARD_REQUESTS} feed-forward + {GATYS_REQUESTS} Gatys requests in {seconds:.1f} s, "
+          f"peak app memory {memory.peak_mib:.0f} MiB (bound {MEMORY_BOUND_MIB} MiB)")
+    assert seconds < 600
+    assert 0 < memory.peak_mib < MEMORY_BOUND_MIB
