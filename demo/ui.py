@@ -6,7 +6,6 @@ from `gradio_client`. Errors a user can fix arrive as `gr.Error` with a plain me
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import inspect
@@ -31,6 +30,7 @@ from perceptual_models.image_io import ImageError, load_image, to_pil
 from perceptual_models.inference import SR_LABELS, device_name
 from perceptual_models.losses import PAPER_STYLE_LAYERS
 
+from .components import UploadedImage
 from .services import DEGRADATIONS, Services, SRComparison, UserError
 
 HERE = Path(__file__).parent
@@ -40,24 +40,6 @@ OUTPUTS = Path(tempfile.gettempdir()) / "perceptual-losses-outputs"
 TIMING_HEADERS = ["method", "device", "size (px)", "seconds", "speed-up"]
 SR_HEADERS = ["method", "PSNR (dB)", "SSIM", "seconds", "note"]
 GATYS_DEFAULTS = GatysSettings()
-
-
-class UploadedImage(gr.Image):
-    """An image input whose upload reaches `perceptual_models.image_io` untouched.
-
-    `gr.Image` opens every upload with PIL before the app sees it, so a fake, truncated or
-    decompression-bomb file would fail inside Gradio with a generic error; our decoder gives the
-    clear message instead. `is_template` keeps Gradio's own image widget in the browser.
-    """
-
-    is_template = True
-
-    def preprocess(self, payload: Any) -> str | bytes | None:
-        if payload is None:
-            return None
-        if payload.url and payload.url.startswith("data:"):
-            return base64.b64decode(payload.url.split(",", 1)[1])
-        return payload.path
 
 
 def user_errors(fn: Callable) -> Callable:

@@ -1,0 +1,195 @@
+"""Render the Gallery tab from the bundled weights: `python -m demo.build_gallery`.
+
+Writes small JPEGs and `index.json` into demo/gallery/. The tables come from JSON files made by
+our own commands, kept beside them:
+    python -m perceptual_models bench --sizes 256,512,1024 --gatys-per-iter 50 --json demo/gallery/bench_cpu.json
+    python -m perceptual_models evaluate-sr --data .../Set5 --scale 4 --json demo/gallery/sr_Set5_x4.json
+(and Set14, x8 likewise). Gatys comparisons need the VGG-16 weights ($PERCEPTUAL_VGG_WEIGHTS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from perceptual_models import hub
+from perceptual_models.bench import PAPER_TABLE1
+from perceptual_models.evaluate import PAPER_X4
+from perceptual_models.gatys import GatysSettings, transfer
+from perceptual_models.image_io import crop_to_multiple, degrade, load_image, resize_longer_side, to_pil
+from perceptual_models.inference import SR_LABELS, SR_METHODS, Runner, sr_model_name, upscale
+from perceptual_models.losses import PAPER_STYLE_LAYERS
+from perceptual_models.vgg import load_loss_network
+
+HERE = Path(__file__).parent
+GALLERY = HERE / "gallery"
+EXAMPLES = sorted((HERE / "examples").glob("*.jpg"))
+CPU = torch.device("cpu")
+
+
+def _save(image: Image.Image, name: str) -> str:
+    GALLERY.mkdir(parents=True, exist_ok=True)
+    image.save(GALLERY / name, quality=85, optimize=True)
+    return name
+
+
+def _strip(images: list[Image.Image], labels: list[str], height: int = 200) -> Image.Image:
+    """Images side by side at one height, each with its label underneath."""
+    scaled = [im.resize((round(im.width * height / im.height), height), Image.NEAREST) for im in images]
+    strip = Image.new("RGB", (sum(im.width for im in scaled) + 6 * (len(scaled) - 1), height + 22), "white")
+    draw, x = ImageDraw.Draw(strip), 0
+    for im, label in zip(scaled, labels):
+        strip.paste(im, (x, 0))
+        draw.text((x + 4, height + 3), label, fill="black", font=ImageFont.load_default(size=15))
+        x += im.width + 6
+    return strip
+
+
+def style_section(size: int) -> dict:
+    styles = [n.split("/", 1)[1] for n in hub.model_names() if n.startswith("style/")]
+    images = []
+    for photo in EXAMPLES:
+        content = resize_longer_side(load_image(photo), size)
+        for style in styles:
+            output = Runner.load(f"style/{style}", CPU, precision="exact")(content)
+            images.append({"file": _save(to_pil(output), f"style_{photo.stem}_{style}.jpg"),
+                           "caption": f"{photo.stem} x {style}"})
+    return {"title": "Feed-forward style transfer", "columns": len(styles), "images": images,
+            "text": f"Every example photo in every trained style, {size} px, one pass of the network each."}
+
+
+def gatys_section(size: int, iterations: int) -> dict:
+    """The paper's Figure 6 idea: ours next to Gatys et al. on the same photo, same size."""
+    network = load_loss_network(("relu2_2", *PAPER_STYLE_LAYERS), device=CPU)
+    photo = EXAMPLES[0]
+    content = resize_longer_side(load_image(photo), size)
+    images = []
+    for name in [n for n in hub.model_names() if n.startswith("style/")]:
+        style = name.split("/", 1)[1]
+        style_file = hub.resolve_asset(f"styles/{style}.jpg")
+        if style_file is None:
+            continue
+        ours = Runner.load(name, CPU, precision="exact")(content)
+        optimized = transfer(content, resize_longer_side(load_image(style_file[0]), max(size, 256)), network,
+                             GatysSettings(iterations=iterations)).image
+        strip = _strip([to_pil(content), to_pil(load_image(style_file[0])), to_pil(optimized), to_pil(ours)],
+                       ["content", "style", f"Gatys, {iterations} L-BFGS it.", "ours, 1 pass"], height=size)
+        images.append({"file": _save(strip, f"gatys_vs_ours_{style}.jpg"), "caption": style})
+    return {"title": "Ours vs optimization (Gatys et al.)", "columns": 1, "images": images,
+            "text": f"Same photo, same {size} px, same loss network and layers."}
+
+
+def sr_section(scale: int) -> dict:
+    images = []
+    for photo in EXAMPLES:
+        original = crop_to_multiple(load_image(photo), scale)
+        low_res = degrade(original, scale, 0.0)
+        height, width = original.shape[-2:]
+        side = min(height, width) // 3
+        top, left = (height - side) // 2, (width - side) // 2
+        crops, labels = [], []
+        nearest = torch.nn.functional.interpolate(low_res, scale_factor=scale, mode="nearest")
+        for label, image in [("input", nearest)] + [
+            (SR_LABELS[m], _upscale(low_res, m, scale)) for m in SR_METHODS
+        ] + [("original", original)]:
+            if image is None:
+                continue
+            crops.append(to_pil(image[..., top: top + side, left: left + side]))
+            labels.append(label)
+        images.append({"file": _save(_strip(crops, labels, height=220), f"sr_x{scale}_{photo.stem}.jpg"),
+                       "caption": f"{photo.stem}, x{scale}, centre crop"})
+    return {"title": f"Super-resolution x{scale}", "columns": 1, "images": images,
+            "text": "The centre of each example photo: the low-resolution input (pixels enlarged), every "
+                    "method, and the original."}
+
+
+def _upscale(low_res: torch.Tensor, method: str, scale: int) -> torch.Tensor | None:
+    if method == "bicubic":
+        return upscale(low_res, method, scale)[0]
+    try:
+        return upscale(low_res, method, scale, Runner.load(sr_model_name(method, scale), CPU, "exact"))[0]
+    except hub.WeightsUnavailable:
+        return None
+
+
+def table1_markdown(path: Path) -> str:
+    if not path.is_file():
+        return ""
+    result = json.loads(path.read_text())
+    iterations = list(result["rows"][0]["gatys_s"])
+    lines = [f"**Table 1, reproduced** on {result['device']} (seconds per image; torch {result['versions']['torch']}). "
+             "Paper: GTX Titan X." + (" Gatys times marked * are extrapolated from a shorter run."
+                                      if any(r["extrapolated"] for r in result["rows"]) else ""), "",
+             "| size | | " + " | ".join(f"Gatys {n} it." for n in iterations) + " | network | speed-up at "
+             f"{iterations[-1]} it. |", "|" + " --- |" * (len(iterations) + 4)]
+    for row in result["rows"]:
+        paper = PAPER_TABLE1.get(row["size"])
+        if paper:
+            lines.append(f"| {row['size']} | paper | " + " | ".join(f"{paper['gatys_s'][n]:.2f}" for n in iterations)
+                         + f" | {paper['feedforward_s']:.3f} | {paper['gatys_s'][iterations[-1]] / paper['feedforward_s']:.0f}x |")
+        star = "*" if row["extrapolated"] else ""
+        lines.append(f"| {row['size']} | ours | " + " | ".join(f"{row['gatys_s'][n]:.1f}{star}" for n in iterations)
+                     + f" | {row['feedforward_s']:.3f} | {row['speedup'][iterations[-1]]:.0f}x |")
+    return "\n".join(lines)
+
+
+def table2_markdown(paths: list[Path]) -> str:
+    blocks = []
+    for path in paths:
+        if not path.is_file():
+            continue
+        result = json.loads(path.read_text())
+        paper = PAPER_X4.get(result["dataset"], {}) if result["scale"] == 4 else {}
+        lines = [f"**{result['dataset']} x{result['scale']}** (PSNR dB / SSIM; {result['protocol']})", "",
+                 "| method | ours | paper |", "| --- | --- | --- |"]
+        for method, values in result["methods"].items():
+            theirs = f"{paper[method][0]:.2f} / {paper[method][1]:.4f}" if method in paper else "-"
+            lines.append(f"| {SR_LABELS.get(method, method)} | {values['psnr']:.2f} / {values['ssim']:.4f} | {theirs} |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def teaser() -> None:
+    """The README picture: a photo, the style, ours; and an SR crop strip."""
+    photo = resize_longer_side(load_image(EXAMPLES[0]), 256)
+    style = hub.resolve_asset("styles/starry_night.jpg")
+    ours = Runner.load("style/starry_night", CPU, "exact")(photo)
+    top = _strip([to_pil(photo), to_pil(load_image(style[0])), to_pil(ours)],
+                 ["photo", "style", "feed-forward network, one pass"], height=256)
+    sr = Image.open(GALLERY / f"sr_x4_{EXAMPLES[1].stem}.jpg")
+    sr = sr.resize((top.width, round(sr.height * top.width / sr.width)))
+    canvas = Image.new("RGB", (top.width, top.height + sr.height + 8), "white")
+    canvas.paste(top, (0, 0))
+    canvas.paste(sr, (0, top.height + 8))
+    _save(canvas, "teaser.jpg")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=384, help="longer side of the style gallery images")
+    parser.add_argument("--gatys-size", type=int, default=256)
+    parser.add_argument("--gatys-iters", type=int, default=300)
+    parser.add_argument("--skip-gatys", action="store_true")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    sections = [style_section(args.size)]
+    if not args.skip_gatys:
+        sections.append(gatys_section(args.gatys_size, args.gatys_iters))
+    sections += [sr_section(4), sr_section(8)]
+    sections.append({"title": "The paper's tables, reproduced by this code", "markdown": "\n\n".join(filter(None, [
+        table1_markdown(GALLERY / "bench_cpu.json"), table1_markdown(GALLERY / "bench_gpu.json"),
+        table2_markdown([GALLERY / f"sr_{d}_x{s}.json" for s in (4, 8) for d in ("Set5", "Set14")]),
+    ]))})
+    teaser()
+    index = {"intro": "Precomputed with `python -m demo.build_gallery` from the bundled weights "
+                      "(example photos: see NOTICE).", "sections": sections}
+    (GALLERY / "index.json").write_text(json.dumps(index, indent=2) + "\n")
+    print(f"wrote {GALLERY / 'index.json'} and {len(list(GALLERY.glob('*.jpg')))} images")
+
+
+if __name__ == "__main__":
+    main()
