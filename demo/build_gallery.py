@@ -83,6 +83,25 @@ def gatys_section(size: int, iterations: int) -> dict:
             "text": f"Same photo, same {size} px, same loss network and layers."}
 
 
+def reconstruction_section(iterations: int) -> dict:
+    """The paper's Figure 3: images optimised from noise to match one layer's features or Grams."""
+    from .services import Services
+
+    services = Services("cpu")
+    photo = load_image(EXAMPLES[1])
+    images = []
+    for mode, title in (("feature", "feature reconstruction"), ("style", "style (Gram) reconstruction")):
+        results = [to_pil(resize_longer_side(photo, 192))]
+        for layer in PAPER_STYLE_LAYERS:
+            *_, final = services.reconstruct(photo, layer, mode, 192, iterations)
+            results.append(to_pil(final.image))
+        strip = _strip(results, ["photo", *PAPER_STYLE_LAYERS], height=192)
+        images.append({"file": _save(strip, f"reconstruction_{mode}.jpg"), "caption": title})
+    return {"title": "What the loss network sees (the paper's Figure 3)", "columns": 1, "images": images,
+            "text": f"Optimised from noise for {iterations} L-BFGS iterations to match the photo's VGG-16 features "
+                    "at one layer (top) or its Gram matrices up to that layer (bottom)."}
+
+
 def sr_section(scale: int) -> dict:
     images = []
     for photo in EXAMPLES:
@@ -179,6 +198,7 @@ def main() -> None:
     sections = [style_section(args.size)]
     if not args.skip_gatys:
         sections.append(gatys_section(args.gatys_size, args.gatys_iters))
+        sections.append(reconstruction_section(args.gatys_iters))
     sections += [sr_section(4), sr_section(8)]
     sections.append({"title": "The paper's tables, reproduced by this code", "markdown": "\n\n".join(filter(None, [
         table1_markdown(GALLERY / "bench_cpu.json"), table1_markdown(GALLERY / "bench_gpu.json"),

@@ -20,7 +20,7 @@ from perceptual_models.image_io import (
     ImageSource, cap_pixels, crop_to_multiple, degrade, load_image, quantize, resize_longer_side,
 )
 from perceptual_models.inference import (
-    SR_LABELS, SR_METHODS, Runner, device_name, pick_device, sr_model_name, upscale,
+    SR_METHODS, Runner, device_name, pick_device, sr_model_name, upscale,
 )
 from perceptual_models.losses import PAPER_STYLE_LAYERS
 from perceptual_models.metrics import psnr, ssim
@@ -241,7 +241,3 @@ class Services:
 def _short(exc: Exception) -> str:
     text = f"{type(exc).__name__}: {exc}"
     return text if len(text) < 300 else text[:297] + "..."
-
-
-def label(method: str) -> str:
-    return SR_LABELS[method]

@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from . import __version__
+from .gatys import GatysSettings
 
 
 def _versions() -> dict[str, str]:
@@ -66,7 +67,7 @@ def _style_path(style: str) -> str:
 
 
 def cmd_gatys(args: argparse.Namespace) -> None:
-    from .gatys import GatysSettings, run
+    from .gatys import run
     from .image_io import save_image
     from .inference import device_name, pick_device
     from .vgg import load_loss_network
@@ -226,11 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     gatys.add_argument("-o", "--output", required=True)
     gatys.add_argument("--size", type=int, default=256, help="longer side of the output")
     gatys.add_argument("--style-size", type=int, default=None, help="longer side of the style image (default: --size)")
-    gatys.add_argument("--iters", type=int, default=300)
+    gatys.add_argument("--iters", type=int, default=GatysSettings.iterations)
     gatys.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "adam"])
-    gatys.add_argument("--content-weight", type=float, default=1.0)
-    gatys.add_argument("--style-weight", type=float, default=3e-4)
-    gatys.add_argument("--tv-weight", type=float, default=1e5)
+    gatys.add_argument("--content-weight", type=float, default=GatysSettings.content_weight)
+    gatys.add_argument("--style-weight", type=float, default=GatysSettings.style_weight)
+    gatys.add_argument("--tv-weight", type=float, default=GatysSettings.tv_weight)
     gatys.add_argument("--init", default="content", choices=["content", "noise"])
     gatys.add_argument("--seed", type=int, default=0)
     gatys.add_argument("--preserve-color", action="store_true", help="luminance-only transfer")

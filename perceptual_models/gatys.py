@@ -187,7 +187,5 @@ def transfer(
     content: torch.Tensor, style: torch.Tensor, network: LossNetwork, settings: GatysSettings | None = None
 ) -> Progress:
     """Run to the end and return the final `Progress` (image, losses, time, history)."""
-    final = None
-    for final in run(content, style, network, settings):
-        pass
+    *_, final = run(content, style, network, settings)
     return final

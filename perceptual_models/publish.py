@@ -80,7 +80,7 @@ def repo_card(folder: Path) -> str:
         "pipeline_tag: image-to-image",
         "tags:", "- style-transfer", "- super-resolution", "- perceptual-loss", "- safetensors",
         "datasets:", "- sun397", "- urban100",
-        f"arxiv: '1603.08155'",
+        "arxiv: '1603.08155'",
         "---",
         "",
         "# Perceptual losses for real-time style transfer and super-resolution: trained weights",

@@ -73,6 +73,12 @@ def test_upscale_a_low_resolution_image_without_metrics(client):
     assert len(results) == 1 + sum(r["PSNR (dB)"] == "-" for r in _table(metrics)) - 1  # no ground truth shown
 
 
+def test_reconstruct_from_one_layer(client):
+    image, status = client.predict(handle_file(str(EXAMPLE)), "relu2_2", "Feature reconstruction", 20,
+                                   api_name="/reconstruct")
+    assert Image.open(image).size == (192, 192) and status.startswith("iteration 20 / 20")
+
+
 @pytest.mark.parametrize("case", ["text_renamed", "truncated", "zero_bytes", "one_pixel", "bomb_20000", "sixteen_bit",
                                   "cmyk", "animated_gif", "exif_rotated", "rgba"])
 def test_bad_uploads_give_a_result_or_a_clear_message(client, tmp_path, case):

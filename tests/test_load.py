@@ -5,7 +5,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psutil
-import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 

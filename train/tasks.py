@@ -21,21 +21,22 @@ class StyleTask:
     style_image: str
     image_size: int = 256
     style_size: int = 512
+    # For our loss scales (caffe VGG features, Gram / CHW, TV as a mean): content recognisable,
+    # strokes and palette of the painting. The bundled models were trained with these.
     content_weight: float = 1.0
-    style_weight: float = 5.0
-    tv_weight: float = 1.0
+    style_weight: float = 1e-4
+    tv_weight: float = 1e5
     content_layers: tuple[str, ...] = ("relu2_2",)
     style_layers: tuple[str, ...] = PAPER_STYLE_LAYERS
     norm: str = "instance"
     upsample: str = "nearest-conv"
     vgg_weights: str | None = None
     kind: str = field(default="style", init=False)
+    rescale_crops = True  # random squares resized to image_size (SR takes exact pixel patches)
 
     @property
     def crop(self) -> int:
         return self.image_size
-
-    rescale_crops = True
 
     def architecture(self) -> dict[str, Any]:
         return {"architecture": "transformer", "params": {"norm": self.norm, "upsample": self.upsample}}
@@ -77,7 +78,7 @@ class SuperResolutionTask:
     blur_sigma: float = 1.0
     feature_weight: float = 1.0
     pixel_weight: float = 1.0
-    tv_weight: float = 0.0
+    tv_weight: float = 0.0  # the bundled l_feat models use 1e4
     feature_layer: str = "relu2_2"
     norm: str = "none"
     vgg_weights: str | None = None

@@ -1,0 +1,84 @@
+"""The paper's Figure 5 check: does one pass of a trained style network reach the objective that
+Gatys et al.'s optimisation reaches after 50-100 L-BFGS iterations?
+
+    python -m train.compare_gatys --model style/starry_night --images demo/examples/*.jpg --size 256
+
+Both are scored with the objective the network was trained on (its config's layers and weights),
+on the same images at the same size; Gatys starts from the content image (our default) or noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from perceptual_models import hub
+from perceptual_models.gatys import GatysSettings, run
+from perceptual_models.image_io import load_image, resize_longer_side
+from perceptual_models.inference import Runner
+from perceptual_models.losses import PerceptualLoss
+from perceptual_models.vgg import load_loss_network
+
+
+def compare(model: str, images: list[Path], size: int, iterations: list[int], init: str,
+            style_path: Path | None = None) -> dict:
+    runner = Runner.load(model, torch.device("cpu"), precision="exact")
+    task = runner.config["task"]
+    if style_path is None:
+        found = hub.resolve_asset(f"styles/{Path(task['style_image']).stem}.jpg")
+        if found is None:
+            raise FileNotFoundError(f"No style image for {model}; pass --style")
+        style_path = found[0]
+    style = resize_longer_side(load_image(style_path), task.get("style_size", 512))
+    layers = (*task["content_layers"], *task["style_layers"])
+    network = load_loss_network(layers)
+    objective = PerceptualLoss(network, task["content_layers"], task["style_layers"], task["content_weight"],
+                               task["style_weight"], task["tv_weight"])
+    objective.set_style(style)
+    settings = GatysSettings(iterations=max(iterations), content_layers=tuple(task["content_layers"]),
+                             style_layers=tuple(task["style_layers"]), content_weight=task["content_weight"],
+                             style_weight=task["style_weight"], tv_weight=task["tv_weight"], init=init,
+                             report_every=1)
+    rows = {"network": [], **{f"gatys_{n}": [] for n in iterations}}
+    for path in images:
+        content = resize_longer_side(load_image(path), size)
+        targets = objective.targets(content)
+
+        def score(image: torch.Tensor) -> dict[str, float]:
+            with torch.no_grad():
+                return {k: float(v) for k, v in objective(image, targets).items()}
+
+        rows["network"].append(score(runner(content)))
+        for progress in run(content, style, network, settings):
+            if progress.iteration in iterations:
+                rows[f"gatys_{progress.iteration}"].append(score(progress.image))
+    mean = {name: {k: sum(r[k] for r in values) / len(values) for k in ("total", "content", "style")}
+            for name, values in rows.items()}
+    return {"model": model, "size": size, "images": [p.name for p in images], "gatys_init": init, "mean": mean}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--images", nargs="+", type=Path, required=True)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--iters", default="50,100,300")
+    parser.add_argument("--init", default="content", choices=["content", "noise"])
+    parser.add_argument("--style", type=Path, default=None, help="the style image trained on (default: bundled copy)")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    result = compare(args.model, args.images, args.size, [int(i) for i in args.iters.split(",")], args.init,
+                     args.style)
+    print(f"{args.model} at {args.size} px, mean over {len(args.images)} images (Gatys init: {args.init})")
+    print(f"{'':<14}{'total':>12}{'content':>12}{'style':>12}")
+    for name, values in result["mean"].items():
+        print(f"{name:<14}{values['total']:>12.4g}{values['content']:>12.4g}{values['style']:>12.4g}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
