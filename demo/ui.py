@@ -104,7 +104,9 @@ def _as_file(image: torch.Tensor | Image.Image) -> str:
     pil.save(buffer, format="PNG", compress_level=1)
     data = buffer.getvalue()
     path = OUTPUTS / hashlib.sha256(data).hexdigest()[:32] / "output.png"
-    if not path.is_file():
+    if path.is_file():
+        os.utime(path.parent)  # in use again: not to be pruned now
+    else:
         _prune_outputs()
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"output.{uuid.uuid4().hex}.partial")
@@ -250,14 +252,13 @@ def build_demo(services: Services) -> gr.Blocks:
                 gatys_out = gr.Image(label="Optimization (Gatys et al.)", format="png", elem_id="gatys-output",
                                      height=400)
             with gr.Row():
-                with gr.Column():
-                    ff_note = gr.Markdown()
-                    timing_table = gr.Dataframe(headers=TIMING_HEADERS, label="Timing (this device)",
-                                                interactive=False, elem_id="timing-table")
-                with gr.Column():
-                    gatys_status = gr.Markdown(elem_id="gatys-status")
-                    loss_plot = gr.LinePlot(x="iteration", y="log10 loss", color="term", height=220,
-                                            label="Optimization loss (log10, weighted)")
+                ff_note = gr.Markdown()
+                gatys_status = gr.Markdown(elem_id="gatys-status")
+            timing_table = gr.Dataframe(headers=TIMING_HEADERS, label="Timing (this device)", interactive=False,
+                                        wrap=True, elem_id="timing-table")
+            loss_plot = gr.LinePlot(x="iteration", y="log10 loss", color="term", height=220,
+                                    color_map={"total": "#d62728", "content": "#1f77b4", "style": "#ff7f0e"},
+                                    label="Optimization loss (log10, weighted terms)")
 
         with gr.Tab("Super-resolution", id="sr"):
             with gr.Row():

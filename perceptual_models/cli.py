@@ -200,7 +200,8 @@ def cmd_hub(args: argparse.Namespace) -> None:
         for resolved in hub.download_all():
             print(f"{resolved.name:<28}{resolved.weights}")
     elif args.hub_command == "export":
-        path = publish.export_model(Path(args.model), args.name, Path(args.to))
+        evaluation = dict(item.split("=", 1) for item in args.evaluation)
+        path = publish.export_model(Path(args.model), args.name, Path(args.to), evaluation)
         publish.prepare_repo(Path(args.to))
         print(f"wrote {path} (+ .json, .md); updated {Path(args.to) / 'manifest.json'}")
     elif args.hub_command == "push":
@@ -290,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("model", help="a trained model.safetensors (with model.json beside it)")
     export.add_argument("--name", required=True, help="e.g. style/starry_night or sr/x4_feat")
     export.add_argument("--to", required=True, help="the Hub-layout folder")
+    export.add_argument("--evaluation", action="append", default=[], metavar="KEY=VALUE",
+                        help="a measured result for the model card, e.g. 'Set5 x4=30.5 dB / 0.860' (repeatable)")
     push = hub_commands.add_parser("push", help="build manifest + model card and upload a folder")
     push.set_defaults(handler=cmd_hub)
     push.add_argument("--repo", required=True)

@@ -96,6 +96,8 @@ class Runner:
         self.use_bf16 = precision == "fast" and (device.type == "cuda" or cpu_has_bf16())
         self.channels_last = precision == "fast"
         self.model = model.eval().requires_grad_(False).to(device)
+        if device.type == "cuda" and precision == "fast":
+            torch.backends.cudnn.benchmark = True  # picks the fastest conv kernels per input size
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.compiled = False

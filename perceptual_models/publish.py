@@ -37,7 +37,8 @@ def _describe(config: dict) -> list[str]:
     if config.get("loss_network"):
         net = config["loss_network"]
         lines.append(f"- **Loss network**: {net['arch']} ({net['format']} weights), layers {', '.join(net['layers'])}")
-    lines.append(f"- **Final training losses**: {json.dumps(config.get('final_losses', {}))}")
+    losses = {k: float(f"{v:.4g}") for k, v in config.get("final_losses", {}).items() if v}
+    lines.append(f"- **Final training losses** (mean of the last logged steps): {json.dumps(losses)}")
     for key, value in config.get("evaluation", {}).items():
         lines.append(f"- **{key}**: {value}")
     style = task.get("style_image", "")

@@ -64,7 +64,7 @@ def test_sr_training_reduces_the_loss(tiny_photos, tmp_path, loss, arch):
     assert _falls(rows, "content" if loss == "feat" else "pixel")
     config = json.loads(saved.with_suffix(".json").read_text())
     assert config["architecture"] == arch and config["task"]["loss"] == loss
-    assert "blur sigma 1.0" in config["task"]["degradation"]
+    assert config["task"]["degradation"].startswith("Gaussian blur sigma 1.0 + bicubic x4")
 
 
 def test_resume_continues_the_same_run(tiny_photos, tmp_path):

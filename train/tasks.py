@@ -114,7 +114,8 @@ class SuperResolutionTask:
     def settings(self) -> dict[str, Any]:
         settings = {
             "task": self.kind, "scale": self.scale, "loss": self.loss, "patch_size": self.patch_size,
-            "degradation": f"gaussian blur sigma {self.blur_sigma} + bicubic x{self.scale} + 8-bit rounding",
+            "degradation": (f"Gaussian blur sigma {self.blur_sigma} + " if self.blur_sigma else "")
+            + f"bicubic x{self.scale} downsampling + 8-bit rounding",
             "tv_weight": self.tv_weight,
         }
         if self.loss == "feat":
