@@ -86,7 +86,7 @@ def repo_card(folder: Path) -> str:
         "",
         "# Perceptual losses for real-time style transfer and super-resolution: trained weights",
         "",
-        f"Weights for the [perceptual-losses](https://github.com/) teaching demo, a reproduction of "
+        "Weights for the perceptual-losses teaching demo, a reproduction of "
         f"Johnson, Alahi & Fei-Fei (ECCV 2016, [{PAPER}]({PAPER})). All weights are fp16 safetensors; "
         "each has a JSON config (architecture, training settings, data, losses) and a Markdown card. "
         "`manifest.json` lists the sha256 of every file; the loader checks it.",
