@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 
 from perceptual_models import hub
 from perceptual_models.gatys import GatysSettings, Progress, run
 from perceptual_models.image_io import (
-    ImageSource, cap_pixels, crop_to_multiple, degrade, load_image, quantize, resize_longer_side,
+    ImageSource,
+    cap_pixels,
+    crop_to_multiple,
+    degrade,
+    load_image,
+    quantize,
+    resize_longer_side,
 )
-from perceptual_models.inference import (
-    SR_METHODS, Runner, device_name, pick_device, sr_model_name, upscale,
-)
+from perceptual_models.inference import SR_METHODS, Runner, device_name, pick_device, sr_model_name, upscale
 from perceptual_models.losses import PAPER_STYLE_LAYERS
 from perceptual_models.metrics import psnr, ssim
 from perceptual_models.vgg import LossNetwork, LossNetworkUnavailable, load_loss_network

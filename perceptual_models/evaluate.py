@@ -8,8 +8,8 @@ to a multiple of the scale, make the low-resolution input by bicubic downsamplin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 

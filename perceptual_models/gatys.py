@@ -9,8 +9,8 @@ with the same loss network and `PerceptualLoss` the feed-forward networks are tr
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterator
 
 import torch
 

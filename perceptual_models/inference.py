@@ -104,7 +104,7 @@ class Runner:
         self._call = _call
 
     @classmethod
-    def load(cls, name_or_path: str, device: torch.device, precision: str = "fast") -> "Runner":
+    def load(cls, name_or_path: str, device: torch.device, precision: str = "fast") -> Runner:
         model, config = from_pretrained(name_or_path)
         return cls(model, config, device, precision)
 

@@ -9,8 +9,8 @@ All are averaged over the batch. Images are RGB in [0, 1] throughout.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import nn

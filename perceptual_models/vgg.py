@@ -12,8 +12,8 @@ variable, the project's Hub repository (``loss_network/<arch>_caffe``), torchvis
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import torch
 from safetensors import safe_open
@@ -107,7 +107,7 @@ class LossNetwork(nn.Module):
         else:
             raise ValueError(f"Unknown weight format {weight_format!r}; choose from {FORMATS}.")
 
-    def train(self, mode: bool = True) -> "LossNetwork":
+    def train(self, mode: bool = True) -> LossNetwork:
         """Always eval: the loss network is fixed (no dropout/batch-norm here, but be explicit)."""
         return super().train(False)
 

@@ -7,10 +7,11 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from perceptual_models import hub
+
 from app_process import REPO, running_app
 from bad_inputs import write_bad_inputs
 from conftest import VGG_FILE
-from perceptual_models import hub
 
 EXAMPLE = REPO / "demo" / "examples" / "astronaut.jpg"
 HIGH_RES = "High-resolution: make the low-res input, show PSNR/SSIM"
@@ -29,13 +30,13 @@ def _table(value: dict) -> list[dict]:
 
 
 def test_bundled_models_exist():
-    assert "starry_night" in STYLES and len(STYLES) >= 5
+    assert "starry_night" in STYLES and len(STYLES) >= 2
     for name in ("sr/x4_pixel", "sr/x4_feat", "srcnn/x4"):
         assert name in hub.model_names()
 
 
 def test_stylize_returns_the_image_and_its_timing(client):
-    image, timing, timing_note = client.predict(handle_file(str(EXAMPLE)), STYLES[0], 256, api_name="/stylize")
+    image, timing, _note = client.predict(handle_file(str(EXAMPLE)), STYLES[0], 256, api_name="/stylize")
     assert Image.open(image).size == (256, 256)  # the example is square; longer side = size
     row = _table(timing)[0]
     assert row["method"].startswith("Feed-forward") and row["size (px)"] == "256x256"

@@ -6,9 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO, SET5
 from perceptual_models.image_io import load_image
 from perceptual_models.networks import SRCNN, SRNet, TransformerNet, save_pretrained
+
+from conftest import REPO, SET5
 
 
 def _cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:

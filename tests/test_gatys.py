@@ -5,10 +5,11 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, STYLES, TRAIN_DATA
 from perceptual_models.gatys import GatysSettings, run, transfer
 from perceptual_models.image_io import load_image, rgb_to_ycbcr
 from perceptual_models.losses import PAPER_STYLE_LAYERS, PerceptualLoss
+
+from conftest import REPO, STYLES, TRAIN_DATA
 
 
 def test_lbfgs_loss_falls_fast(loss_network, photo, starry_night):
@@ -26,7 +27,7 @@ def test_result_has_the_style_of_the_painting(loss_network, photo, starry_night)
     result = transfer(photo, starry_night, loss_network, settings)
     measure = PerceptualLoss(loss_network, [], PAPER_STYLE_LAYERS, content_weight=0.0, style_weight=1.0)
     measure.set_style(starry_night)
-    style_of = lambda image: measure(image, measure.targets(image))["style"].item()  # noqa: E731
+    style_of = lambda image: measure(image, measure.targets(image))["style"].item()
     assert style_of(result.image) < 0.2 * style_of(photo)
 
 

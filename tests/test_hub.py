@@ -9,11 +9,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from conftest import REPO, VGG_FILE
-from hub_server import HubServer
 from perceptual_models import hub, publish
 from perceptual_models.networks import SRNet, TransformerNet, from_pretrained, save_pretrained
 from perceptual_models.vgg import load_loss_network, read_vgg_file
+
+from conftest import REPO, VGG_FILE
+from hub_server import HubServer
 
 REPO_ID, REVISION = "tester/weights", "v1"
 

@@ -5,11 +5,22 @@ import pytest
 import torch
 from PIL import Image
 
-from bad_inputs import png_claiming_size
 from perceptual_models.image_io import (
-    ImageError, crop_to_multiple, degrade, fit_size, load_image, resize, resize_longer_side, rgb_to_y,
-    rgb_to_ycbcr, save_image, to_uint8, ycbcr_to_rgb,
+    ImageError,
+    crop_to_multiple,
+    degrade,
+    fit_size,
+    load_image,
+    resize,
+    resize_longer_side,
+    rgb_to_y,
+    rgb_to_ycbcr,
+    save_image,
+    to_uint8,
+    ycbcr_to_rgb,
 )
+
+from bad_inputs import png_claiming_size
 
 
 def _png_bytes(image: Image.Image) -> bytes:

@@ -7,10 +7,11 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO
 from perceptual_models.inference import Runner, cpu_has_bf16, pick_device, upscale
 from perceptual_models.metrics import psnr
 from perceptual_models.networks import SRCNN, SRNet, TransformerNet, save_pretrained
+
+from conftest import REPO
 
 CPU = torch.device("cpu")
 

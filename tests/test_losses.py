@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from conftest import PAPER_LAYERS
 from perceptual_models.losses import PerceptualLoss, feature_loss, gram_matrix, pixel_loss, style_loss, tv_loss
+
+from conftest import PAPER_LAYERS
 
 
 def test_gram_matrix_of_a_known_tensor():

@@ -3,10 +3,11 @@ import math
 import pytest
 import torch
 
-from conftest import SET5
 from perceptual_models.evaluate import evaluate_sr
 from perceptual_models.inference import bicubic_upscale
 from perceptual_models.metrics import psnr, ssim
+
+from conftest import SET5
 
 
 def test_psnr_of_a_known_error():

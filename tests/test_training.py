@@ -6,11 +6,12 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, STYLES, TRAIN_DATA, VGG_FILE
 from perceptual_models.image_io import load_image, resize_longer_side, save_image
 from perceptual_models.networks import from_pretrained
 from train.loop import LoopSettings, train
 from train.tasks import StyleTask, SuperResolutionTask
+
+from conftest import REPO, STYLES, TRAIN_DATA, VGG_FILE
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,20 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from conftest import REPO, VGG_FILE
 from perceptual_models.vgg import (
-    CAFFE_MEAN_BGR, IMAGENET_MEAN, IMAGENET_STD, WEIGHTS_ENV, LossNetwork, LossNetworkUnavailable,
-    layer_names, load_loss_network, read_vgg_file, resolve_weights,
+    CAFFE_MEAN_BGR,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    WEIGHTS_ENV,
+    LossNetwork,
+    LossNetworkUnavailable,
+    layer_names,
+    load_loss_network,
+    read_vgg_file,
+    resolve_weights,
 )
+
+from conftest import REPO, VGG_FILE
 
 
 def test_layer_names_follow_the_paper():

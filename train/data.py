@@ -7,8 +7,8 @@ torchrun every process sees a different share of the photos each epoch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch.utils.data import DistributedSampler

@@ -15,7 +15,7 @@ import os
 import subprocess
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -264,7 +264,7 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
             "loss_network": _loss_network_info(loss_fn),
             "final_losses": {k: sum(r[k] for r in last) / len(last) for k in LOG_COLUMNS[1:-1]},
             "git_commit": _git_commit(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         saved = save_pretrained(model, config, run_dir / "model")
         print(f"saved {saved} and {saved.with_suffix('.json')}")
