@@ -82,16 +82,27 @@ class Upsample(nn.Sequential):
         super().__init__(*layers, _norm(norm, out_channels), nn.ReLU(inplace=True))
 
 
-def scaled_tanh(x: torch.Tensor) -> torch.Tensor:
-    """The paper's output layer, mapped to [0, 1] instead of [0, 255]."""
-    return (torch.tanh(x) + 1) / 2
+# The authors' code outputs 150 * tanh around mid-grey on the 0-255 scale: headroom beyond [0, 255].
+PAPER_TANH_SCALE = 150 / 255
+
+
+def scaled_tanh(x: torch.Tensor, scale: float = PAPER_TANH_SCALE) -> torch.Tensor:
+    """The paper's output layer on the [0, 1] scale: 0.5 + scale * tanh(x), clamped later for display.
+
+    With scale 0.5 the output only reaches white or black as x -> +-inf, so bright regions push x
+    deep into saturation where the gradient vanishes and they stay stuck as white blotches (we
+    measured pre-activations of 45-73 there). With the authors' 150/255, white needs x = 1.26.
+    """
+    return 0.5 + scale * torch.tanh(x)
 
 
 class TransformerNet(nn.Module):
     """Style transfer network: 2 downsampling convs, 5 residual blocks, 2 upsampling convs."""
 
-    def __init__(self, norm: str = "instance", upsample: str = "nearest-conv") -> None:
+    def __init__(self, norm: str = "instance", upsample: str = "nearest-conv",
+                 tanh_scale: float = PAPER_TANH_SCALE) -> None:
         super().__init__()
+        self.tanh_scale = tanh_scale
         self.encoder = nn.Sequential(
             ConvNormReLU(3, 32, 9, 1, norm),
             ConvNormReLU(32, 64, 3, 2, norm),
@@ -112,7 +123,7 @@ class TransformerNet(nn.Module):
         pad_h, pad_w = (height + 3) // 4 * 4 - height, (width + 3) // 4 * 4 - width
         x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
         y = self.decoder(self.residuals(self.encoder(x)))
-        return scaled_tanh(y[..., :height, :width])
+        return scaled_tanh(y[..., :height, :width], self.tanh_scale)
 
 
 class SRNet(nn.Module):

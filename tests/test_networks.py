@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from perceptual_models.image_io import resize
-from perceptual_models.networks import SRCNN, SRNet, TransformerNet, build, from_pretrained, save_pretrained
+from perceptual_models.networks import (PAPER_TANH_SCALE, SRCNN, SRNet, TransformerNet, build, from_pretrained,
+                                       save_pretrained, scaled_tanh)
 
 
 @pytest.mark.parametrize("height, width", [(32, 32), (33, 47), (18, 21), (8, 8)])
@@ -13,7 +14,16 @@ def test_style_network_keeps_the_size(height, width, norm, upsample):
     net = TransformerNet(norm=norm, upsample=upsample).eval().requires_grad_(False)
     out = net(torch.rand(1, 3, height, width))
     assert out.shape == (1, 3, height, width)
-    assert 0.0 <= out.min().item() and out.max().item() <= 1.0  # scaled tanh
+    assert 0.5 - PAPER_TANH_SCALE <= out.min().item() and out.max().item() <= 0.5 + PAPER_TANH_SCALE
+
+
+def test_white_and_black_are_reached_without_saturating_tanh():
+    """The blotch fix: at the paper's 150/255 scale, the gradient at pure white/black is still large."""
+    x = torch.atanh(torch.tensor([0.5 / PAPER_TANH_SCALE, -0.5 / PAPER_TANH_SCALE])).requires_grad_()
+    out = scaled_tanh(x)
+    assert torch.allclose(out, torch.tensor([1.0, 0.0]), atol=1e-6)
+    out.sum().backward()
+    assert (x.grad > 0.15).all()  # 0.5 * tanh would need x = +-inf, where the gradient is 0
 
 
 @pytest.mark.parametrize("scale", [4, 8])

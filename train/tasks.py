@@ -11,6 +11,7 @@ import torch
 
 from perceptual_models.image_io import degrade, load_image, resize_longer_side
 from perceptual_models.losses import PAPER_STYLE_LAYERS, PerceptualLoss
+from perceptual_models.networks import PAPER_TANH_SCALE
 from perceptual_models.vgg import load_loss_network
 
 
@@ -39,7 +40,8 @@ class StyleTask:
         return self.image_size
 
     def architecture(self) -> dict[str, Any]:
-        return {"architecture": "transformer", "params": {"norm": self.norm, "upsample": self.upsample}}
+        return {"architecture": "transformer",
+                "params": {"norm": self.norm, "upsample": self.upsample, "tanh_scale": PAPER_TANH_SCALE}}
 
     def make_loss(self, device: torch.device) -> PerceptualLoss:
         network = load_loss_network((*self.content_layers, *self.style_layers), weights=self.vgg_weights, device=device)
