@@ -30,7 +30,7 @@ def _table(value: dict) -> list[dict]:
 
 
 def test_bundled_models_exist():
-    assert "starry_night" in STYLES and len(STYLES) >= 2
+    assert "starry_night" in STYLES and len(STYLES) >= 5
     for name in ("sr/x4_pixel", "sr/x4_feat", "srcnn/x4"):
         assert name in hub.model_names()
 
