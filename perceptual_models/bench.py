@@ -85,6 +85,17 @@ def gatys_seconds(network, size: int, iterations: list[int], device: torch.devic
     return {str(n): marks[n] for n in iterations}, False
 
 
+def _own_peak_rss_mib() -> float:
+    """This process's memory high-water mark. VmHWM belongs to the current address space; ru_maxrss
+    survives exec, so a spawned child would report its parent's size at fork time."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux, bytes on macOS
+
+
 def _peak_rss_child(task: str, size: int, model_name: str, device_name_: str, queue) -> None:
     torch.set_num_threads(torch.get_num_threads())
     device = torch.device(device_name_)
@@ -98,7 +109,7 @@ def _peak_rss_child(task: str, size: int, model_name: str, device_name_: str, qu
         settings = GatysSettings(iterations=5, max_pixels=size * size)
         for _ in run(torch.rand(1, 3, size, size), torch.rand(1, 3, 256, 256), network, settings):
             pass
-    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB -> MiB on Linux
+    queue.put(_own_peak_rss_mib())
 
 
 def peak_rss_mib(task: str, size: int, model_name: str, device: torch.device) -> float:
