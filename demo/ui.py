@@ -366,7 +366,10 @@ def _gallery_tab() -> None:
     gr.Markdown(data.get("intro", ""))
     for section in data.get("sections", []):
         gr.Markdown(f"### {section['title']}\n{section.get('text', '')}")
-        if section.get("images"):
+        if section.get("columns") == 1:  # wide comparison strips: a gallery grid would squash them
+            for item in section.get("images", []):
+                gr.Image(str(GALLERY / item["file"]), label=item["caption"], interactive=False)
+        elif section.get("images"):
             gr.Gallery([(str(GALLERY / item["file"]), item["caption"]) for item in section["images"]],
                        columns=section.get("columns", 4), height="auto", object_fit="contain",
                        allow_preview=True, show_label=False)
