@@ -90,8 +90,8 @@ def scaled_tanh(x: torch.Tensor, scale: float = PAPER_TANH_SCALE) -> torch.Tenso
     """The paper's output layer on the [0, 1] scale: 0.5 + scale * tanh(x), clamped later for display.
 
     With scale 0.5 the output only reaches white or black as x -> +-inf, so bright regions push x
-    deep into saturation where the gradient vanishes and they stay stuck as white blotches (we
-    measured pre-activations of 45-73 there). With the authors' 150/255, white needs x = 1.26.
+    deep into saturation where the gradient vanishes, which locks in white blotches (we measured
+    pre-activations of 45-73 in them). With the authors' 150/255, white needs x = 1.26.
     """
     return 0.5 + scale * torch.tanh(x)
 
