@@ -196,7 +196,7 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
 
     started = time.monotonic()
     step = start_step
-    interval_sums: dict[str, float] = {}
+    interval_sums: dict[str, torch.Tensor] = {}
     interval_steps = 0
     progress = tqdm(
         total=settings.iterations, initial=start_step, disable=rank != 0, desc=run_dir.name,
@@ -219,12 +219,12 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
         seconds = seconds_before + time.monotonic() - started
         progress.update(1)
 
-        for name in LOG_COLUMNS[1:-1]:
-            interval_sums[name] = interval_sums.get(name, 0.0) + float(losses[name].detach())
+        for name in LOG_COLUMNS[1:-1]:  # summed on the device: no host sync on every step
+            interval_sums[name] = interval_sums.get(name, 0) + losses[name].detach()
         interval_steps += 1
         if rank == 0 and (step % settings.log_every == 0 or step == settings.iterations):
             # The mean over the interval: single batches of random crops are too noisy to read.
-            row = {name: total / interval_steps for name, total in interval_sums.items()}
+            row = {name: float(total) / interval_steps for name, total in interval_sums.items()}
             rows.append({"step": step, **row, "seconds": round(seconds, 2)})
             interval_sums, interval_steps = {}, 0
             progress.set_postfix({k: f"{v:.4g}" for k, v in row.items() if v})
