@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app_process import REPO
+from demo.app_process import REPO
 
 PHOTO = REPO / "demo" / "examples" / "astronaut.jpg"
 

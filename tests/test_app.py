@@ -7,9 +7,9 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from demo.app_process import REPO, running_app
 from perceptual_models import hub
 
-from app_process import REPO, running_app
 from bad_inputs import write_bad_inputs
 from conftest import VGG_FILE
 

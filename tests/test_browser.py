@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from app_process import REPO, running_app
+from demo.app_process import REPO, running_app
+
 from bad_inputs import write_bad_inputs
 from conftest import VGG_FILE
 

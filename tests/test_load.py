@@ -8,7 +8,8 @@ import psutil
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from app_process import REPO, running_app
+from demo.app_process import REPO, running_app
+
 from conftest import VGG_FILE
 
 EXAMPLE = REPO / "demo" / "examples" / "chelsea.jpg"

@@ -4,8 +4,16 @@ import pytest
 import torch
 
 from perceptual_models.image_io import resize
-from perceptual_models.networks import (PAPER_TANH_SCALE, SRCNN, SRNet, TransformerNet, build, from_pretrained,
-                                       save_pretrained, scaled_tanh)
+from perceptual_models.networks import (
+    PAPER_TANH_SCALE,
+    SRCNN,
+    SRNet,
+    TransformerNet,
+    build,
+    from_pretrained,
+    save_pretrained,
+    scaled_tanh,
+)
 
 
 @pytest.mark.parametrize("height, width", [(32, 32), (33, 47), (18, 21), (8, 8)])

@@ -1,4 +1,4 @@
-"""Start `python app.py` as a real server process on a free port, for client and browser tests."""
+"""Start `python app.py` as a real server process on a free port (tests, `demo.bench_app`)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def running_app(log_dir: Path, **env: str) -> Iterator[tuple[str, subprocess.Pop
             except OSError:
                 if time.monotonic() > deadline:
                     raise RuntimeError("app.py did not serve its page within 120 s")
-                time.sleep(0.5)
+                time.sleep(0.2)
         yield url, process
     finally:
         process.terminate()
