@@ -7,8 +7,10 @@ the plain fp32 reference path used by the tests and by evaluation.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import platform
+import sys
 import time
 
 import torch
@@ -16,6 +18,7 @@ from torch import nn
 
 from .image_io import resize
 from .networks import from_pretrained
+from .rewrites import rewrite_for_inference
 
 SR_METHODS = ("bicubic", "srcnn", "pixel", "feat")
 SR_LABELS = {"bicubic": "Bicubic", "srcnn": "SRCNN-style", "pixel": "Ours, l_pixel", "feat": "Ours, l_feat"}
@@ -54,6 +57,25 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+@functools.lru_cache(maxsize=1)
+def keep_freed_memory_for_reuse() -> bool:
+    """Ask glibc to keep freed memory for reuse instead of handing it back to the OS.
+
+    By default every tensor over a few MB is a fresh mmap, so each forward pass page-faults in
+    hundreds of MB again (measured at 512 px: eager fp32 0.49 -> 0.27 s, compiled bf16 0.158 ->
+    0.123 s). The price is that the process keeps its peak memory. Process-wide, glibc only;
+    returns whether it took effect.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 1 << 30))
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -84,8 +106,10 @@ def _compiled_call():
 class Runner:
     """A network in eval mode on one device, with a fast (bf16/channels_last/compiled) or exact path.
 
-    "fast" uses bf16 autocast where the hardware has bf16 units and channels_last; `compile()`
-    additionally switches to a torch.compile'd graph (worth it for a server, not for one image).
+    "fast" runs the network rewritten with better-shaped convolutions (`rewrites.py`), bf16 autocast
+    where the hardware has bf16 units, and channels_last; on a CPU it also keeps freed memory for
+    reuse. `compile()` additionally switches to a torch.compile'd graph (worth it for a server, not
+    for one image).
     "exact" is plain fp32 eager PyTorch: the reference the fast path is checked against.
     """
 
@@ -95,6 +119,10 @@ class Runner:
         self.config, self.device, self.precision = config, device, precision
         self.use_bf16 = precision == "fast" and (device.type == "cuda" or cpu_has_bf16())
         self.channels_last = precision == "fast"
+        if precision == "fast":
+            model = rewrite_for_inference(model)
+            if device.type == "cpu":
+                keep_freed_memory_for_reuse()
         self.model = model.eval().requires_grad_(False).to(device)
         if device.type == "cuda" and precision == "fast":
             torch.backends.cudnn.benchmark = True  # picks the fastest conv kernels per input size

@@ -87,4 +87,7 @@ def test_bench_command_writes_table_and_json(style_model, tmp_path):
     assert row["size"] == 32 and row["extrapolated"] and set(row["gatys_s"]) == {"2", "4"}
     assert row["gatys_s"]["4"] > row["gatys_s"]["2"] > 0 and row["feedforward_s"] > 0
     assert row["speedup"]["4"] == pytest.approx(row["gatys_s"]["4"] / row["feedforward_s"])
-    assert {"eager_fp32", "eager_fast", "onnxruntime_fp32"} <= set(row["feedforward_variants"])
+    variants = row["feedforward_variants"]
+    assert {"eager_fp32", "eager_fp32_plain_process", "eager_fast", "onnxruntime_fp32"} <= set(variants)
+    assert row["fast_vs_eager_fp32_plain_process"] == pytest.approx(variants["eager_fp32_plain_process"]
+                                                                   / row["feedforward_s"])
