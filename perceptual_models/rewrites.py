@@ -41,12 +41,12 @@ def _interleave(z: torch.Tensor, height: int, width: int, offset: int) -> torch.
 
     out[2i+a, 2j+b] = group_ab[i + a * offset, j + b * offset].
     """
-    channels = z.shape[-1] // 4
-    phases = [[z[:, a * offset:a * offset + height, b * offset:b * offset + width, (2 * a + b) * channels:(2 * a + b + 1) * channels]
-               for b in (0, 1)] for a in (0, 1)]
+    groups = z.unflatten(-1, (4, -1))  # (B, h', w', 4, C)
+    phases = [[groups[:, a * offset:a * offset + height, b * offset:b * offset + width, 2 * a + b] for b in (0, 1)]
+              for a in (0, 1)]
     rows = [torch.stack(phase_row, dim=3) for phase_row in phases]  # (B, h, w, 2 [b], C)
     out = torch.stack(rows, dim=2)  # (B, h, 2 [a], w, 2 [b], C)
-    return out.reshape(out.shape[0], 2 * height, 2 * width, channels)
+    return out.reshape(out.shape[0], 2 * height, 2 * width, out.shape[-1])
 
 
 def _fold_3_taps(kernel: torch.Tensor, dim: int, phase: int) -> torch.Tensor:
