@@ -351,8 +351,8 @@ def _sr_outputs(comparison: SRComparison, scale: int, centre: tuple[float, float
         crops.append((_zoom(comparison.original, box), "Original"))
     top, left, height, width = box
     notes = [note, comparison.note,
-             f"Low-resolution input: {_size_text(comparison.low_res)} px; output x{scale}. "
-             f"Zoomed region: {width}x{height} px at ({left}, {top})."]
+             (f"Low-resolution input: {_size_text(comparison.low_res)} px; output x{scale}. "
+              f"Zoomed region: {width}x{height} px at ({left}, {top}).")]
     return gallery, crops, pd.DataFrame(rows, columns=SR_HEADERS), "\n\n".join(filter(None, notes))
 
 

@@ -13,7 +13,6 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -25,7 +24,7 @@ DEFAULT_MAX_PIXELS = 40_000_000
 # The networks need a few pixels to pad and downsample; smaller inputs are refused.
 MIN_SIDE = 8
 
-ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
+ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 
 class ImageError(ValueError):

@@ -77,7 +77,7 @@ class PerceptualLoss(nn.Module):
         style_layer_weights: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
-        weights = dict(content=content_weight, style=style_weight, tv=tv_weight, pixel=pixel_weight)
+        weights = {"content": content_weight, "style": style_weight, "tv": tv_weight, "pixel": pixel_weight}
         negative = [name for name, value in weights.items() if value < 0]
         if negative:
             raise ValueError(f"Loss weights must be >= 0; got negative {', '.join(negative)} weight.")
@@ -119,7 +119,7 @@ class PerceptualLoss(nn.Module):
     def forward(self, output: torch.Tensor, targets: Targets) -> dict[str, torch.Tensor]:
         """{'total', 'content', 'style', 'tv', 'pixel'}: weighted total and unweighted terms."""
         zero = output.new_zeros(())
-        terms = dict(content=zero, style=zero, tv=zero, pixel=zero)
+        terms = {"content": zero, "style": zero, "tv": zero, "pixel": zero}
         if self.content_layers or self.style_layers:
             features = self.network(output)
             for layer in self.content_layers:

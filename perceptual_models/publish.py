@@ -27,10 +27,10 @@ def _describe(config: dict) -> list[str]:
     lines = [
         f"- **Architecture**: `{config['architecture']}` {json.dumps(config.get('params', {}))}",
         f"- **Task**: {json.dumps(task)}",
-        f"- **Training**: {training.get('iterations')} iterations, batch {training.get('batch_size_per_process')} "
-        f"x {training.get('processes', 1)} process(es), {training.get('optimizer')}, on {training.get('device')}"
-        f"{' (bf16)' if training.get('bf16') else ''}, {training.get('seconds')} s; "
-        f"data: {training.get('photos')} photos ({', '.join(Path(d).name for d in training.get('data', []))})",
+        (f"- **Training**: {training.get('iterations')} iterations, batch {training.get('batch_size_per_process')} "
+         f"x {training.get('processes', 1)} process(es), {training.get('optimizer')}, on {training.get('device')}"
+         f"{' (bf16)' if training.get('bf16') else ''}, {training.get('seconds')} s; "
+         f"data: {training.get('photos')} photos ({', '.join(Path(d).name for d in training.get('data', []))})"),
     ]
     if training.get("note"):
         lines.append(f"- **Note**: {training['note']}")
@@ -50,8 +50,8 @@ def _describe(config: dict) -> list[str]:
 
 def model_card(name: str, config: dict) -> str:
     """A short Markdown card for one model, generated from its JSON config."""
-    return "\n".join([f"# {name}", "", f"Johnson et al., *Perceptual Losses for Real-Time Style Transfer "
-                      f"and Super-Resolution* ({PAPER}), reproduced.", "", *_describe(config), ""])
+    title = f"Johnson et al., *Perceptual Losses for Real-Time Style Transfer and Super-Resolution* ({PAPER}), reproduced."
+    return "\n".join([f"# {name}", "", title, "", *_describe(config), ""])
 
 
 def export_model(trained: Path, name: str, folder: Path, evaluation: dict | None = None) -> Path:
@@ -86,10 +86,10 @@ def repo_card(folder: Path) -> str:
         "",
         "# Perceptual losses for real-time style transfer and super-resolution: trained weights",
         "",
-        "Weights for the perceptual-losses teaching demo, a reproduction of "
-        f"Johnson, Alahi & Fei-Fei (ECCV 2016, [{PAPER}]({PAPER})). All weights are fp16 safetensors; "
-        "each has a JSON config (architecture, training settings, data, losses) and a Markdown card. "
-        "`manifest.json` lists the sha256 of every file; the loader checks it.",
+        ("Weights for the perceptual-losses teaching demo, a reproduction of "
+         f"Johnson, Alahi & Fei-Fei (ECCV 2016, [{PAPER}]({PAPER})). All weights are fp16 safetensors; "
+         "each has a JSON config (architecture, training settings, data, losses) and a Markdown card. "
+         "`manifest.json` lists the sha256 of every file; the loader checks it."),
         "",
         "| model | architecture | iterations | evaluation |",
         "| --- | --- | --- | --- |",

@@ -146,7 +146,7 @@ def read_vgg_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str
         raise LossNetworkUnavailable(f"VGG weights not found: {path}")
     with safe_open(str(path), framework="pt") as f:
         metadata = f.metadata() or {}
-        state_dict = {k: f.get_tensor(k) for k in f.keys()}
+        state_dict = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
     weight_format = metadata.get("format", "caffe")
     if weight_format not in FORMATS:
         raise LossNetworkUnavailable(f"{path}: unknown weight format {weight_format!r} in metadata.")

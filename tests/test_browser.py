@@ -119,7 +119,7 @@ def test_bad_uploads_give_a_result_or_a_clear_message(page, shots, tmp_path):
                 "() => { const img = document.querySelector('#feedforward-output img');"
                 " return img && img.naturalWidth > 0 && img.src !== window.__lastOutput; }", timeout=60_000)
             page.evaluate("() => { window.__lastOutput = document.querySelector('#feedforward-output img').src; }")
-            observed[name] = "image of size %dx%d" % _image_size(page, "#feedforward-output img")
+            observed[name] = "image of size {}x{}".format(*_image_size(page, "#feedforward-output img"))
         else:
             toast = page.locator("[data-testid=toast-text]").last
             expect(toast).to_be_visible(timeout=60_000)

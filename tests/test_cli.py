@@ -13,7 +13,7 @@ from conftest import REPO, SET5
 
 
 def _cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "perceptual_models", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "perceptual_models", *args], check=False, capture_output=True, text=True,
                           cwd=REPO, timeout=timeout)
 
 

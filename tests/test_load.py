@@ -3,6 +3,7 @@
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Self
 
 import psutil
 from gradio_client import Client, handle_file
@@ -33,7 +34,7 @@ class PeakMemory:
                 pass
             time.sleep(0.05)
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 

@@ -19,8 +19,13 @@ from perceptual_models import hub
 from perceptual_models.gatys import GatysSettings, run
 from perceptual_models.image_io import load_image, resize_longer_side
 from perceptual_models.inference import Runner
-from perceptual_models.losses import PerceptualLoss
+from perceptual_models.losses import PerceptualLoss, Targets
 from perceptual_models.vgg import load_loss_network
+
+
+def score(objective: PerceptualLoss, image: torch.Tensor, targets: Targets) -> dict[str, float]:
+    with torch.no_grad():
+        return {k: float(v) for k, v in objective(image, targets).items()}
 
 
 def compare(model: str, images: list[Path], size: int, iterations: list[int], init: str,
@@ -47,14 +52,10 @@ def compare(model: str, images: list[Path], size: int, iterations: list[int], in
         content = resize_longer_side(load_image(path), size)
         targets = objective.targets(content)
 
-        def score(image: torch.Tensor) -> dict[str, float]:
-            with torch.no_grad():
-                return {k: float(v) for k, v in objective(image, targets).items()}
-
-        rows["network"].append(score(runner(content)))
+        rows["network"].append(score(objective, runner(content), targets))
         for progress in run(content, style, network, settings):
             if progress.iteration in iterations:
-                rows[f"gatys_{progress.iteration}"].append(score(progress.image))
+                rows[f"gatys_{progress.iteration}"].append(score(objective, progress.image, targets))
     mean = {name: {k: sum(r[k] for r in values) / len(values) for k in ("total", "content", "style")}
             for name, values in rows.items()}
     return {"model": model, "size": size, "images": [p.name for p in images], "gatys_init": init, "mean": mean}

@@ -73,7 +73,7 @@ def _setup_distributed(device: str) -> tuple[int, int, torch.device]:
 def _git_commit() -> str:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+            ["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True, timeout=5,
             cwd=Path(__file__).resolve().parent,
         )
         return out.stdout.strip() or "unknown"
