@@ -4,7 +4,8 @@ Writes small JPEGs and `index.json` into demo/gallery/. The tables come from JSO
 our own commands, kept beside them:
     python -m perceptual_models bench --sizes 256,512,1024 --gatys-per-iter 50 --json demo/gallery/bench_cpu.json
     python -m perceptual_models evaluate-sr --data .../Set5 --scale 4 --json demo/gallery/sr_Set5_x4.json
-(and Set14, x8 likewise). Gatys comparisons need the VGG-16 weights ($PERCEPTUAL_VGG_WEIGHTS).
+(and Set14, x8 likewise); `--tables-only` refreshes just the tables from them. Gatys comparisons
+need the VGG-16 weights ($PERCEPTUAL_VGG_WEIGHTS).
 """
 
 from __future__ import annotations
@@ -153,6 +154,13 @@ def table1_markdown(path: Path) -> str:
         star = "*" if row["extrapolated"] else ""
         lines.append(f"| {row['size']} | ours | " + " | ".join(f"{row['gatys_s'][n]:.1f}{star}" for n in iterations)
                      + f" | {row['feedforward_s']:.3f} | {row['speedup'][iterations[-1]]:.0f}x |")
+    lines += ["", "Our network's fastest path against plain fp32 eager PyTorch of the same network:"]
+    for row in result["rows"]:
+        variants = row["feedforward_variants"]
+        plain = (f"{variants['eager_fp32_plain_process']:.3f} s in a fresh process "
+                 f"({row['fast_vs_eager_fp32_plain_process']:.2f}x), " if "eager_fp32_plain_process" in variants else "")
+        lines.append(f"- {row['size']} px: {row['feedforward_path'].replace('_', ' ')} {row['feedforward_s']:.3f} s; eager fp32 {plain}"
+                     f"{variants['eager_fp32']:.3f} s in the same process ({row['fast_vs_eager_fp32']:.2f}x).")
     return "\n".join(lines)
 
 
@@ -187,28 +195,46 @@ def teaser() -> None:
     _save(canvas, "teaser.jpg")
 
 
+TABLES_TITLE = "The paper's tables, reproduced by this code"
+
+
+def tables_section() -> dict:
+    return {"title": TABLES_TITLE, "markdown": "\n\n".join(filter(None, [
+        table1_markdown(GALLERY / "bench_cpu.json"), table1_markdown(GALLERY / "bench_gpu.json"),
+        table2_markdown([GALLERY / f"sr_{d}_x{s}.json" for s in (4, 8) for d in ("Set5", "Set14")]),
+    ]))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=384, help="longer side of the style gallery images")
     parser.add_argument("--gatys-size", type=int, default=256)
     parser.add_argument("--gatys-iters", type=int, default=300)
     parser.add_argument("--skip-gatys", action="store_true")
+    parser.add_argument("--tables-only", action="store_true",
+                        help="only refresh the tables in index.json (after a new bench or evaluate-sr JSON)")
     args = parser.parse_args()
+    index_path = GALLERY / "index.json"
+    if args.tables_only:
+        if not index_path.is_file():
+            raise SystemExit(f"{index_path} does not exist yet: build the whole gallery first.")
+        index = json.loads(index_path.read_text())
+        index["sections"] = [tables_section() if section["title"] == TABLES_TITLE else section
+                             for section in index["sections"]]
+        index_path.write_text(json.dumps(index, indent=2) + "\n")
+        print(f"refreshed the tables in {index_path}")
+        return
     torch.manual_seed(0)
     sections = [style_section(args.size)]
     if not args.skip_gatys:
         sections.append(gatys_section(args.gatys_size, args.gatys_iters))
         sections.append(reconstruction_section(args.gatys_iters))
-    sections += [sr_section(4), sr_section(8)]
-    sections.append({"title": "The paper's tables, reproduced by this code", "markdown": "\n\n".join(filter(None, [
-        table1_markdown(GALLERY / "bench_cpu.json"), table1_markdown(GALLERY / "bench_gpu.json"),
-        table2_markdown([GALLERY / f"sr_{d}_x{s}.json" for s in (4, 8) for d in ("Set5", "Set14")]),
-    ]))})
+    sections += [sr_section(4), sr_section(8), tables_section()]
     teaser()
     index = {"intro": "Precomputed with `python -m demo.build_gallery` from the bundled weights "
                       "(example photos: see NOTICE).", "sections": sections}
-    (GALLERY / "index.json").write_text(json.dumps(index, indent=2) + "\n")
-    print(f"wrote {GALLERY / 'index.json'} and {len(list(GALLERY.glob('*.jpg')))} images")
+    index_path.write_text(json.dumps(index, indent=2) + "\n")
+    print(f"wrote {index_path} and {len(list(GALLERY.glob('*.jpg')))} images")
 
 
 if __name__ == "__main__":
