@@ -159,8 +159,10 @@ def table1_markdown(path: Path) -> str:
         variants = row["feedforward_variants"]
         plain = (f"{variants['eager_fp32_plain_process']:.3f} s in a fresh process "
                  f"({row['fast_vs_eager_fp32_plain_process']:.2f}x), " if "eager_fp32_plain_process" in variants else "")
+        agreement = row.get("psnr_vs_eager_fp32", {}).get(row["feedforward_path"])
         lines.append(f"- {row['size']} px: {row['feedforward_path'].replace('_', ' ')} {row['feedforward_s']:.3f} s; eager fp32 {plain}"
-                     f"{variants['eager_fp32']:.3f} s in the same process ({row['fast_vs_eager_fp32']:.2f}x).")
+                     f"{variants['eager_fp32']:.3f} s in the same process ({row['fast_vs_eager_fp32']:.2f}x)"
+                     + (f"; outputs {agreement:.0f} dB PSNR apart." if agreement else "."))
     return "\n".join(lines)
 
 

@@ -19,6 +19,7 @@ import torch
 
 from .gatys import GatysSettings, run
 from .inference import Runner, device_name, synchronize
+from .metrics import psnr
 
 # The paper's Table 1 (GTX Titan X): Gatys at 100/300/500 iterations and the network, seconds.
 PAPER_TABLE1 = {
@@ -54,31 +55,35 @@ def _eager_fp32_seconds(model_name: str, size: int, device_name_: str, repeats: 
 
 
 def feedforward_variants(model_name: str, size: int, device: torch.device, repeats: int,
-                         compiled: Runner | None, onnx: bool) -> dict[str, float]:
-    """Seconds per image for the fp32 reference and each fast path at size x size.
+                         compiled: Runner | None, onnx: bool) -> tuple[dict[str, float], dict[str, float]]:
+    """Seconds per image for the fp32 reference and each fast path at size x size, and each fast
+    path's PSNR (dB, luma) against the fp32 output.
 
     "eager_fp32" runs in this process, whose allocator the fast path has tuned; on a CPU,
     "eager_fp32_plain_process" is the same code in a fresh process with glibc's defaults, as a
     plain PyTorch implementation would run.
     """
-    image = torch.rand(1, 3, size, size)
-    times = {}
+    image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(size))
+    times, agreement = {}, {}
     fast = Runner.load(model_name, device, precision="fast")
     exact = Runner.load(model_name, device, precision="exact")
     times["eager_fp32"] = median_seconds(exact, image, device, repeats)
     if device.type == "cpu":
         times["eager_fp32_plain_process"] = in_fresh_process(_eager_fp32_seconds, model_name, size, str(device), repeats)
-    times["eager_fast"] = median_seconds(fast, image, device, repeats)  # rewritten, bf16, channels_last
+    paths = {"eager_fast": fast}  # rewritten, bf16, channels_last
     if compiled is not None:
-        times["compiled_fast"] = median_seconds(compiled, image, device, repeats)
+        paths["compiled_fast"] = compiled
     if onnx and device.type == "cpu":
         from .export import export_onnx, onnx_session
 
         with tempfile.TemporaryDirectory() as folder:
             session = onnx_session(export_onnx(exact.model, Path(folder) / "model.onnx"))
-            times["onnxruntime_fp32"] = median_seconds(
-                lambda x: session.run(None, {"image": x.numpy()}), image, device, repeats)
-    return times
+        paths["onnxruntime_fp32"] = lambda x: torch.from_numpy(session.run(None, {"image": x.numpy()})[0]).clamp(0, 1)
+    reference = exact(image)
+    for name, fn in paths.items():
+        times[name] = median_seconds(fn, image, device, repeats)
+        agreement[name] = psnr(fn(image), reference)
+    return times, agreement
 
 
 def gatys_seconds(network, size: int, iterations: list[int], device: torch.device,
@@ -158,12 +163,12 @@ def run_bench(sizes: list[int], iterations: list[int], device: torch.device, mod
         compile_seconds = time.perf_counter() - start
     rows = []
     for size in sizes:
-        variants = feedforward_variants(model_name, size, device, repeats, compiled, onnx)
+        variants, agreement = feedforward_variants(model_name, size, device, repeats, compiled, onnx)
         best = min((k for k in variants if k != "eager_fp32_plain_process"), key=variants.get)
         gatys, extrapolated = gatys_seconds(network, size, iterations, device, gatys_per_iter)
         rows.append({
             "size": size, "feedforward_s": variants[best], "feedforward_path": best,
-            "feedforward_variants": variants,
+            "feedforward_variants": variants, "psnr_vs_eager_fp32": agreement,
             "fast_vs_eager_fp32": variants["eager_fp32"] / variants[best],
             **({"fast_vs_eager_fp32_plain_process": variants["eager_fp32_plain_process"] / variants[best]}
                if "eager_fp32_plain_process" in variants else {}),
@@ -210,6 +215,8 @@ def format_tables(result: dict) -> str:
         plain = row.get("fast_vs_eager_fp32_plain_process")
         lines.append(f"  {row['size']:>5}: {variants}; eager fp32 / fastest = {row['fast_vs_eager_fp32']:.2f}x"
                      + (f" (in a plain process: {plain:.2f}x)" if plain else ""))
+        lines.append("         PSNR vs eager fp32 (dB): "
+                     + ", ".join(f"{k} {v:.1f}" for k, v in row["psnr_vs_eager_fp32"].items()))
     if "peak_rss_mib" in result:
         lines.append("Peak RSS (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in result["peak_rss_mib"].items()))
     return "\n".join(lines)
