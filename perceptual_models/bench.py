@@ -65,7 +65,7 @@ def feedforward_variants(model_name: str, size: int, device: torch.device, repea
     """
     image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(size))
     times, agreement = {}, {}
-    fast = Runner.load(model_name, device, precision="fast")
+    fast = Runner.load(model_name, device, precision="fast")  # first: its allocator setting applies to both
     exact = Runner.load(model_name, device, precision="exact")
     times["eager_fp32"] = median_seconds(exact, image, device, repeats)
     if device.type == "cpu":
