@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from .gatys import GatysSettings, run
-from .inference import Runner, device_name, synchronize
+from .inference import Runner, device_name, keep_freed_memory_for_reuse, synchronize
 from .metrics import psnr
 
 # The paper's Table 1 (GTX Titan X): Gatys at 100/300/500 iterations and the network, seconds.
@@ -65,7 +65,7 @@ def feedforward_variants(model_name: str, size: int, device: torch.device, repea
     """
     image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(size))
     times, agreement = {}, {}
-    fast = Runner.load(model_name, device, precision="fast")  # first: its allocator setting applies to both
+    fast = Runner.load(model_name, device, precision="fast")
     exact = Runner.load(model_name, device, precision="exact")
     times["eager_fp32"] = median_seconds(exact, image, device, repeats)
     if device.type == "cpu":
@@ -154,6 +154,8 @@ def run_bench(sizes: list[int], iterations: list[int], device: torch.device, mod
     from .losses import PAPER_STYLE_LAYERS
     from .vgg import load_loss_network
 
+    if device.type == "cpu":
+        keep_freed_memory_for_reuse()  # what the fast path does; stated first so every timing here shares it
     network = load_loss_network(("relu2_2", *PAPER_STYLE_LAYERS), device=device)
     compiled = None
     if compile_fast:
