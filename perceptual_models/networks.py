@@ -21,14 +21,39 @@ from torch import nn
 from .image_io import resize, rgb_to_ycbcr, ycbcr_to_rgb
 
 
+class FilterResponseNorm(nn.Module):
+    """Filter Response Normalisation + thresholded linear unit (Singh & Krishnan 2020).
+
+    Divides by the per-channel mean square without subtracting a mean, so one bright spot cannot
+    redefine a whole channel's statistics the way instance norm lets it ("droplet" artefacts).
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.gamma = nn.Parameter(torch.ones(1, channels, 1, 1))
+        self.beta = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.tau = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nu2 = x.float().pow(2).mean(dim=(2, 3), keepdim=True)
+        x = x * torch.rsqrt(nu2 + self.eps).to(x.dtype)
+        return torch.maximum(self.gamma * x + self.beta, self.tau)
+
+
+NORMS = ("instance", "batch", "frn", "none")
+
+
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=True)
     if kind == "batch":
         return nn.BatchNorm2d(channels)
+    if kind == "frn":
+        return FilterResponseNorm(channels)
     if kind == "none":
         return nn.Identity()
-    raise ValueError(f"Unknown norm {kind!r}; choose instance, batch or none.")
+    raise ValueError(f"Unknown norm {kind!r}; choose from {', '.join(NORMS)}.")
 
 
 class ConvLayer(nn.Sequential):
@@ -97,11 +122,18 @@ def scaled_tanh(x: torch.Tensor, scale: float = PAPER_TANH_SCALE) -> torch.Tenso
 
 
 class TransformerNet(nn.Module):
-    """Style transfer network: 2 downsampling convs, 5 residual blocks, 2 upsampling convs."""
+    """Style transfer network: 2 downsampling convs, 5 residual blocks, 2 upsampling convs.
+
+    `decoder_norm` is the normalisation of the two upsampling blocks (default: `norm`). Instance
+    norm there lets the network plant one strong spike that dominates a channel's statistics and
+    comes out as a flat white or black blotch; "none" removes the mechanism (see the README's
+    style-artefact experiments).
+    """
 
     def __init__(self, norm: str = "instance", upsample: str = "nearest-conv",
-                 tanh_scale: float = PAPER_TANH_SCALE) -> None:
+                 tanh_scale: float = PAPER_TANH_SCALE, decoder_norm: str | None = None) -> None:
         super().__init__()
+        decoder_norm = norm if decoder_norm is None else decoder_norm
         self.tanh_scale = tanh_scale
         self.encoder = nn.Sequential(
             ConvNormReLU(3, 32, 9, 1, norm),
@@ -110,8 +142,8 @@ class TransformerNet(nn.Module):
         )
         self.residuals = nn.Sequential(*[ResidualBlock(128, norm) for _ in range(5)])
         self.decoder = nn.Sequential(
-            Upsample(128, 64, upsample, norm),
-            Upsample(64, 32, upsample, norm),
+            Upsample(128, 64, upsample, decoder_norm),
+            Upsample(64, 32, upsample, decoder_norm),
             ConvLayer(32, 3, 9),
         )
 

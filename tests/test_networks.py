@@ -17,12 +17,37 @@ from perceptual_models.networks import (
 
 
 @pytest.mark.parametrize("height, width", [(32, 32), (33, 47), (18, 21), (8, 8)])
-@pytest.mark.parametrize("norm, upsample", [("instance", "nearest-conv"), ("batch", "transposed")])
-def test_style_network_keeps_the_size(height, width, norm, upsample):
-    net = TransformerNet(norm=norm, upsample=upsample).eval().requires_grad_(False)
+@pytest.mark.parametrize("norm, decoder_norm, upsample", [
+    ("instance", None, "nearest-conv"), ("batch", None, "transposed"), ("instance", "none", "nearest-conv"),
+    ("frn", "frn", "nearest-conv"),
+])
+def test_style_network_keeps_the_size(height, width, norm, decoder_norm, upsample):
+    net = TransformerNet(norm=norm, upsample=upsample, decoder_norm=decoder_norm).eval().requires_grad_(False)
     out = net(torch.rand(1, 3, height, width))
     assert out.shape == (1, 3, height, width)
     assert 0.5 - PAPER_TANH_SCALE <= out.min().item() and out.max().item() <= 0.5 + PAPER_TANH_SCALE
+
+
+def test_decoder_norm_defaults_to_the_network_norm_for_older_configs():
+    old = TransformerNet(norm="instance")
+    assert sum(isinstance(m, torch.nn.InstanceNorm2d) for m in old.decoder.modules()) == 2
+    no_decoder_norm = TransformerNet(norm="instance", decoder_norm="none")
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in no_decoder_norm.decoder.modules())
+    assert sum(isinstance(m, torch.nn.InstanceNorm2d) for m in no_decoder_norm.modules()) == 13
+
+
+def test_filter_response_norm_ignores_a_spike_elsewhere_in_the_channel():
+    """FRN divides by the mean square, not by a variance around a mean: a pixel's output depends on the
+    channel's energy, and the thresholded unit keeps outputs at or above tau."""
+    from perceptual_models.networks import FilterResponseNorm
+
+    norm = FilterResponseNorm(4)
+    x = torch.randn(2, 4, 8, 8)
+    y = norm(x)
+    expected = x / x.pow(2).mean(dim=(2, 3), keepdim=True).add(1e-6).sqrt()
+    assert torch.allclose(y, expected.clamp(min=0), atol=1e-5)
+    y.sum().backward()
+    assert norm.tau.grad is not None and norm.gamma.grad.abs().sum() > 0
 
 
 def test_white_and_black_are_reached_without_saturating_tanh():

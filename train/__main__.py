@@ -14,6 +14,8 @@ import argparse
 import os
 from pathlib import Path
 
+from perceptual_models.networks import NORMS
+
 from .loop import LoopSettings, train
 from .tasks import StyleTask, SuperResolutionTask
 
@@ -57,7 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     style.add_argument("--content-weight", type=float, default=StyleTask.content_weight)
     style.add_argument("--style-weight", type=float, default=StyleTask.style_weight)
     style.add_argument("--tv-weight", type=float, default=StyleTask.tv_weight)
-    style.add_argument("--norm", default="instance", choices=["instance", "batch"])
+    style.add_argument("--norm", default=StyleTask.norm, choices=NORMS, help="normalisation in encoder and residual blocks")
+    style.add_argument("--decoder-norm", default=StyleTask.decoder_norm, choices=NORMS,
+                       help="normalisation in the two upsampling blocks")
     style.add_argument("--upsample", default="nearest-conv", choices=["nearest-conv", "transposed"])
 
     for name, help_text in (("sr", "super-resolution network (l_pixel or l_feat)"),
@@ -80,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         task = StyleTask(
             style_image=args.style, image_size=args.image_size, style_size=args.style_size,
             content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
-            norm=args.norm, upsample=args.upsample, vgg_weights=args.vgg_weights,
+            norm=args.norm, decoder_norm=args.decoder_norm, upsample=args.upsample, vgg_weights=args.vgg_weights,
         )
     else:
         task = SuperResolutionTask(

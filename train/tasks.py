@@ -30,6 +30,7 @@ class StyleTask:
     content_layers: tuple[str, ...] = ("relu2_2",)
     style_layers: tuple[str, ...] = PAPER_STYLE_LAYERS
     norm: str = "instance"
+    decoder_norm: str = "instance"
     upsample: str = "nearest-conv"
     vgg_weights: str | None = None
     kind: str = field(default="style", init=False)
@@ -41,7 +42,8 @@ class StyleTask:
 
     def architecture(self) -> dict[str, Any]:
         return {"architecture": "transformer",
-                "params": {"norm": self.norm, "upsample": self.upsample, "tanh_scale": PAPER_TANH_SCALE}}
+                "params": {"norm": self.norm, "decoder_norm": self.decoder_norm, "upsample": self.upsample,
+                           "tanh_scale": PAPER_TANH_SCALE}}
 
     def make_loss(self, device: torch.device) -> PerceptualLoss:
         network = load_loss_network((*self.content_layers, *self.style_layers), weights=self.vgg_weights, device=device)
