@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from demo.gpu import ZERO_GPU
 from demo.services import Services
 from demo.ui import build_demo
 
@@ -23,7 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     host = args.host or os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if os.environ.get("SPACE_ID") else None)
     services = Services(args.device)
     services.load_models()
-    services.compile_in_background()
+    if not ZERO_GPU:  # no torch.compile there, and no GPU outside the calls that ask for one
+        services.compile_in_background()
     demo = build_demo(services)
     demo.queue(max_size=64, default_concurrency_limit=2)
     demo.launch(server_name=host, server_port=args.port, show_error=True)

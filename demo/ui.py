@@ -32,6 +32,7 @@ from perceptual_models.inference import SR_LABELS, device_name
 from perceptual_models.losses import PAPER_STYLE_LAYERS
 
 from .components import UploadedImage
+from .gpu import on_gpu
 from .services import DEGRADATIONS, Services, SRComparison, UserError
 
 HERE = Path(__file__).parent
@@ -155,6 +156,7 @@ def build_demo(services: Services) -> gr.Blocks:
 
     # --- callbacks ----------------------------------------------------------------------------
 
+    @on_gpu()
     @user_errors
     def on_stylize(content, style, size, timings):
         image, note = services.read_image(content, "a content image")
@@ -166,6 +168,7 @@ def build_demo(services: Services) -> gr.Blocks:
             "detail": style}}
         return _as_file(output), _timing_table(timings), timings, note
 
+    @on_gpu(duration=120)
     @user_errors
     def on_gatys(content, style, custom_style, size, iterations, timings):
         image, note = services.read_image(content, "a content image")
@@ -188,6 +191,7 @@ def build_demo(services: Services) -> gr.Blocks:
             yield (_as_file(progress.image), "\n\n".join(filter(None, [status, note])),
                    _loss_frame(progress.history, weights), _timing_table(timings), timings)
 
+    @on_gpu()
     @user_errors
     def on_upscale(upload, kind, scale, degradation, zoom_x, zoom_y, auto_zoom):
         image, note = services.read_image(upload, "an image", min_side=4)
@@ -195,6 +199,7 @@ def build_demo(services: Services) -> gr.Blocks:
         comparison = services.upscale(image, scale, kind.startswith("High"), degradation)
         return _sr_outputs(comparison, scale, None if auto_zoom else (zoom_x, zoom_y), note)
 
+    @on_gpu()
     @user_errors
     def on_reconstruct(upload, layer, mode, iterations):
         image, _ = services.read_image(upload, "an image")
