@@ -22,13 +22,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(log_dir: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Yield (url, process) once the page answers; the log is kept in `log_dir/app.log`."""
+def running_app(log_dir: Path, *, cwd: Path = REPO, **env: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Yield (url, process) once the page answers; the log is kept in `log_dir/app.log`.
+
+    `cwd` holds the app.py to run: this checkout, or for instance the files a Space received."""
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     log = (log_dir / "app.log").open("w")
     environment = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **env}
-    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=REPO, env=environment,
+    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=cwd, env=environment,
                                stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:

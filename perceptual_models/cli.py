@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import torch
+from huggingface_hub import SpaceHardware
 from tqdm import tqdm
 
 from . import __version__
@@ -209,6 +210,15 @@ def cmd_hub(args: argparse.Namespace) -> None:
         print(f"pushed {args.source} to {url}" + (f" and tagged {args.tag}" if args.tag else ""))
 
 
+def cmd_space(args: argparse.Namespace) -> None:
+    from .space import PROJECT, deploy
+
+    url = deploy(args.repo, Path(args.source) if args.source else PROJECT, private=args.private,
+                 hardware=args.hardware, token=args.token)
+    print(f"deployed to {url}" + (f" (hardware {args.hardware} requested)" if args.hardware else "")
+          + "; the Space builds and starts in a few minutes")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m perceptual_models", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -299,6 +309,24 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--from", dest="source", required=True, help="the Hub-layout folder to upload")
     push.add_argument("--tag", default=None, help="tag the uploaded commit (the app pins a tag)")
     push.add_argument("--private", action="store_true")
+
+    space = commands.add_parser("space", help="run the app as your own Hugging Face Space",
+                                description="Run the app as your own Hugging Face Space.")
+    space_commands = space.add_subparsers(dest="space_command", required=True, metavar="space_command")
+    deploy = space_commands.add_parser("deploy", help="create the Space and upload the app with its weights",
+                                       description="Create the Space (unless it exists) and upload app.py, "
+                                                   "demo/, perceptual_models/ with the bundled weights, "
+                                                   "requirements.txt, README.md and NOTICE.")
+    deploy.set_defaults(handler=cmd_space)
+    deploy.add_argument("--repo", required=True, help="the Space's id, USER/NAME")
+    deploy.add_argument("--private", action="store_true", help="make the Space private (when creating it)")
+    deploy.add_argument("--hardware", default=None, choices=[h.value for h in SpaceHardware], metavar="HARDWARE",
+                        help="request Space hardware, e.g. cpu-basic (free), cpu-upgrade, zero-a10g (ZeroGPU), "
+                             "t4-small (default: leave it as it is)")
+    deploy.add_argument("--token", default=None,
+                        help="a Hugging Face token with write access (default: HF_TOKEN, then `hf auth login`)")
+    deploy.add_argument("--from", dest="source", default=None,
+                        help="the project folder to upload (default: this checkout)")
     return parser
 
 

@@ -119,14 +119,27 @@ def prepare_repo(folder: Path) -> dict:
     return write_manifest(folder)
 
 
-def push(folder: Path, repo_id: str, tag: str | None = None, private: bool = False) -> str:
-    """Upload the folder as a model repo (token from `hf auth login` or HF_TOKEN); tag the commit."""
+def upload(folder: Path, repo_id: str, message: str, *, repo_type: str = "model", token: str | None = None,
+           private: bool = False, space_sdk: str | None = None, **patterns: list[str]):
+    """Create the repo unless it exists and upload the folder in one commit; returns (HfApi, CommitInfo).
+
+    `token` None means huggingface_hub's own discovery (HF_TOKEN, then `hf auth login`). Binary and
+    large files go through the client's LFS/Xet upload. `patterns`: upload_folder's allow_patterns,
+    ignore_patterns and delete_patterns.
+    """
     from huggingface_hub import HfApi
 
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type=repo_type, space_sdk=space_sdk, exist_ok=True, private=private)
+    commit = api.upload_folder(repo_id=repo_id, repo_type=repo_type, folder_path=str(folder), commit_message=message,
+                               **patterns)
+    return api, commit
+
+
+def push(folder: Path, repo_id: str, tag: str | None = None, private: bool = False) -> str:
+    """Upload the folder as a model repo (token from `hf auth login` or HF_TOKEN); tag the commit."""
     prepare_repo(folder)
-    api = HfApi()
-    api.create_repo(repo_id, exist_ok=True, private=private)
-    commit = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message="Update weights")
+    api, commit = upload(folder, repo_id, "Update weights", private=private)
     if tag:
         api.create_tag(repo_id, tag=tag, revision=commit.oid, exist_ok=True)
     return commit.commit_url
