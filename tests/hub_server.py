@@ -8,7 +8,7 @@ answers (a dead proxy); `missing` lists paths to answer 404 for; `requests` reco
 It also takes uploads the way `HfApi.create_repo` and `upload_folder` make them without Xet
 (HF_HUB_DISABLE_XET=1): repo creation, README metadata validation, preupload (binary or large files
 must go through LFS, as on the Hub), the LFS batch API with basic PUT transfers, the NDJSON commit,
-the tree listing that `delete_patterns` reads, and Space hardware requests. What arrived is in
+the tree listing that `delete_patterns` reads, tags, and Space hardware requests. What arrived is in
 `created` ({"spaces/owner/name": Repo}); `authorization` records each write request's header.
 """
 
@@ -38,6 +38,7 @@ class Repo:
     files: dict[str, bytes] = field(default_factory=dict)
     lfs: set[str] = field(default_factory=set)  # paths committed as LFS pointers
     hardware: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)  # tag -> commit
     commits: int = 0
 
 
@@ -155,7 +156,7 @@ class HubServer:
                     item["actions"] = {"upload": {"href": f"{self.url}/lfs-upload/{item['oid']}"}}
                 objects.append(item)
             return self._json(handler, 200, {"transfer": "basic", "objects": objects})
-        match = re.fullmatch(REPO_PATH + r"/(?P<action>preupload|commit|hardware)(/[^/]+)?", path)
+        match = re.fullmatch(REPO_PATH + r"/(?P<action>preupload|commit|hardware|tag)(/(?P<revision>[^/]+))?", path)
         if match is None:
             return self._error(handler, 404, "EntryNotFound")
         key = f"{match['kind']}/{match['repo']}"
@@ -170,6 +171,9 @@ class HubServer:
                  else "regular"} for f in files]})
         if match["action"] == "commit":
             return self._commit(handler, key, repo, body)
+        if match["action"] == "tag":
+            repo.tags[json.loads(body)["tag"]] = match["revision"]
+            return self._json(handler, 200, {})
         repo.hardware = json.loads(body)["flavor"]
         return self._json(handler, 200, {"stage": "BUILDING", "hardware": {"current": None, "requested": repo.hardware}})
 

@@ -157,6 +157,19 @@ def test_push_folder_has_manifest_and_model_card(tmp_path):
     assert "| `sr/x4_pixel` | srnet | 7 | Set5 x4: 30.1 dB |" in card
 
 
+def test_push_uploads_the_folder_and_tags_the_commit(server, hub_repo, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", server.url)  # read once, at import
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)  # the stand-in speaks LFS
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    url = publish.push(hub_repo, "tester/pushed", tag="v2")
+    repo = server.created["models/tester/pushed"]
+    assert repo.files == {p.relative_to(hub_repo).as_posix(): p.read_bytes() for p in hub_repo.rglob("*") if p.is_file()}
+    assert {"style/a.safetensors", "style/b.safetensors"} <= repo.lfs
+    assert repo.tags == {"v2": url.rsplit("/", 1)[1]} and set(server.authorization) == {"Bearer hf_test"}
+
+
 def test_export_writes_fp16_with_config_and_card(tmp_path):
     trained = save_pretrained(TransformerNet(), {"architecture": "transformer", "params": {},
                                                   "task": {"style_image": "starry_night.jpg"}}, tmp_path / "run/model")
