@@ -40,7 +40,8 @@ def odd_image(tmp_path):
 def test_every_command_has_help(capsys):
     from perceptual_models.cli import build_parser
 
-    for command in ("info", "gatys", "stylize", "upscale", "evaluate-sr", "hub", "hub list", "hub push"):
+    for command in ("info", "gatys", "stylize", "upscale", "evaluate-sr", "hub", "hub list", "hub push",
+                    "space", "space deploy"):
         with pytest.raises(SystemExit) as exit_info:
             build_parser().parse_args([*command.split(), "--help"])
         assert exit_info.value.code == 0
