@@ -205,6 +205,10 @@ def cmd_hub(args: argparse.Namespace) -> None:
         path = publish.export_model(Path(args.model), args.name, Path(args.to), evaluation)
         publish.prepare_repo(Path(args.to))
         print(f"wrote {path} (+ .json, .md); updated {Path(args.to) / 'manifest.json'}")
+    elif args.hub_command == "export-vgg":
+        path = publish.export_loss_network(Path(args.weights), Path(args.to), through=args.through)
+        publish.prepare_repo(Path(args.to))
+        print(f"wrote {path} (+ .json, .md); updated {Path(args.to) / 'manifest.json'}")
     elif args.hub_command == "push":
         url = publish.push(Path(args.source), args.repo, tag=args.tag, private=args.private)
         print(f"pushed {args.source} to {url}" + (f" and tagged {args.tag}" if args.tag else ""))
@@ -303,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--to", required=True, help="the Hub-layout folder")
     export.add_argument("--evaluation", action="append", default=[], metavar="KEY=VALUE",
                         help="a measured result for the model card, e.g. 'Set5 x4=30.5 dB / 0.860' (repeatable)")
+    export_vgg = hub_commands.add_parser("export-vgg", help="add the VGG loss network (fp16, truncated) to a folder")
+    export_vgg.set_defaults(handler=cmd_hub)
+    export_vgg.add_argument("weights", help="a VGG-16 safetensors file with features.N.* keys")
+    export_vgg.add_argument("--to", required=True, help="the Hub-layout folder")
+    export_vgg.add_argument("--through", default="relu4_3", help="deepest layer kept (the paper needs relu4_3)")
     push = hub_commands.add_parser("push", help="build manifest + model card and upload a folder")
     push.set_defaults(handler=cmd_hub)
     push.add_argument("--repo", required=True)

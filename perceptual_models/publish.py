@@ -7,8 +7,11 @@ from pathlib import Path
 
 import torch
 
+from safetensors.torch import save_file
+
 from .hub import sha256
 from .networks import load_from_files, save_pretrained
+from .vgg import layer_names, read_vgg_file
 
 PAPER = "https://arxiv.org/abs/1603.08155"
 
@@ -61,6 +64,42 @@ def export_model(trained: Path, name: str, folder: Path, evaluation: dict | None
         config["evaluation"] = {**config.get("evaluation", {}), **evaluation}
     path = save_pretrained(model, config, folder / name, dtype=torch.float16)
     path.with_suffix(".md").write_text(model_card(name, json.loads(path.with_suffix(".json").read_text())))
+    return path
+
+
+VGG_CREDIT = ("VGG-16 ImageNet weights by Karen Simonyan and Andrew Zisserman, \"Very Deep Convolutional "
+              "Networks for Large-Scale Image Recognition\" (ICLR 2015, arXiv 1409.1556), licensed CC BY 4.0; "
+              "truncated and converted to fp16 safetensors by this project.")
+
+
+def export_loss_network(source: Path, folder: Path, through: str = "relu4_3", arch: str = "vgg16") -> Path:
+    """The app's embedded loss network: `source`'s convolutions up to `through`, fp16, with config and card.
+
+    relu4_3 is the deepest layer any of the paper's losses reads, so the file is ~15 MB instead of 59 MB
+    and the app works offline. The weight format (caffe or torchvision) is kept, so is the key layout.
+    """
+    state_dict, weight_format, file_arch = read_vgg_file(source)
+    if file_arch != arch:
+        raise ValueError(f"{source} holds {file_arch} weights, not {arch}.")
+    depth = layer_names(arch).index(through) + 1  # modules features.0 .. features.(depth - 1)
+    kept = {k: v.to(torch.float16).contiguous() for k, v in state_dict.items()
+            if k.startswith("features.") and int(k.split(".")[1]) < depth}
+    name = f"loss_network/{arch}_{weight_format}"
+    path = folder / f"{name}.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(kept, str(path), metadata={"format": weight_format, "arch": arch, "through": through})
+    config = {"architecture": arch, "format": weight_format, "through": through, "dtype": "float16",
+              "conv_layers": len(kept) // 2, "license": "CC BY 4.0", "credit": VGG_CREDIT}
+    path.with_suffix(".json").write_text(json.dumps(config, indent=2) + "\n")
+    convention = "caffe (BGR, 0-255, minus the ImageNet mean)" if weight_format == "caffe" else "torchvision"
+    path.with_suffix(".md").write_text("\n".join([
+        f"# {name}", "",
+        f"The loss network of the paper's perceptual losses: ImageNet {arch.upper()} through {through} "
+        f"({config['conv_layers']} convolutions), {convention} input convention, fp16.", "",
+        f"- **Credit and licence**: {VGG_CREDIT}",
+        "- **Used for**: Gatys et al.'s optimisation, training the style and l_feat networks, and the "
+        "feature/style reconstructions of the paper's Figure 3. Not needed to run the trained networks.", "",
+    ]))
     return path
 
 

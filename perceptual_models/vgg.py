@@ -6,7 +6,9 @@ trained with:
 - ``torchvision`` (``torchvision.models.vgg16(weights="IMAGENET1K_V1")``): RGB, ImageNet mean/std.
 
 Weights are looked up in this order: an explicit path, the ``PERCEPTUAL_VGG_WEIGHTS`` environment
-variable, the project's Hub repository (``loss_network/<arch>_caffe``), torchvision's download.
+variable, ``loss_network/<arch>_caffe`` in the project's Hub repository and then in the bundled copy
+(VGG-16 through relu4_3 in fp16, all the paper's losses need, so a fresh offline install works), and
+last torchvision's download.
 """
 
 from __future__ import annotations

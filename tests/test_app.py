@@ -11,7 +11,6 @@ from demo.app_process import REPO, running_app
 from perceptual_models import hub
 
 from bad_inputs import write_bad_inputs
-from conftest import VGG_FILE
 
 EXAMPLE = REPO / "demo" / "examples" / "astronaut.jpg"
 HIGH_RES = "High-resolution: make the low-res input, show PSNR/SSIM"
@@ -20,7 +19,9 @@ STYLES = [name.split("/", 1)[1] for name in hub.model_names() if name.startswith
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    env = {"HF_HUB_OFFLINE": "1", "PERCEPTUAL_VGG_WEIGHTS": str(VGG_FILE)}
+    # A fresh offline install: no PERCEPTUAL_VGG_WEIGHTS, an empty HF cache (conftest), no network;
+    # Gatys and the reconstructions run on the bundled loss network.
+    env = {"HF_HUB_OFFLINE": "1", "PERCEPTUAL_VGG_WEIGHTS": ""}
     with running_app(tmp_path_factory.mktemp("app"), **env) as (url, _):
         yield Client(url, verbose=False)
 

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -98,24 +99,41 @@ def test_truncated_weights_file_says_what_is_missing(tmp_path):
         load_loss_network(["relu4_3"], weights=shallow)
 
 
+def test_fresh_offline_install_uses_the_bundled_vgg16(monkeypatch):
+    """No variable, empty HF cache, offline: the embedded fp16 copy (through relu4_3) is the loss network."""
+    monkeypatch.delenv(WEIGHTS_ENV)
+    network = load_loss_network(["relu2_2", "relu4_3"])
+    assert network.source == "bundled" and network.weight_format == "caffe"
+    full, _, _ = read_vgg_file(VGG_FILE)
+    for index in (0, 19):  # conv1_1 and conv4_3
+        bundled = network.features[index].weight
+        assert torch.allclose(bundled, full[f"features.{index}.weight"], rtol=1e-3, atol=1e-4)
+    image = torch.rand(1, 3, 32, 32)
+    exact = load_loss_network(["relu4_3"], weights=VGG_FILE)(image)["relu4_3"]
+    assert (network(image)["relu4_3"] - exact).abs().max() < 1e-2 * exact.abs().max()
+    with pytest.raises(LossNetworkUnavailable, match="stop before relu5_1"):
+        load_loss_network(["relu5_1"])
+
+
 def test_offline_with_nothing_names_the_variable(monkeypatch):
+    """VGG-19 has no bundled copy: offline, with nothing cached, the error says how to provide one."""
     monkeypatch.delenv(WEIGHTS_ENV)
     with pytest.raises(LossNetworkUnavailable, match=WEIGHTS_ENV):
-        resolve_weights("vgg16")
+        resolve_weights("vgg19")
 
 
 def test_torchvision_weights_from_its_cache(monkeypatch, tmp_path):
-    """The torchvision path, as a user with internet gets it after the one-time download."""
+    """The torchvision path (for weights not bundled), as a user with internet gets it after the download."""
     import torchvision
 
     monkeypatch.delenv(WEIGHTS_ENV)
     torch.manual_seed(0)
-    reference = torchvision.models.vgg16().state_dict()
+    reference = torchvision.models.vgg19().state_dict()
     checkpoints = tmp_path / "torch" / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
-    torch.save(reference, checkpoints / "vgg16-397923af.pth")  # torchvision's file name for IMAGENET1K_V1
+    torch.save(reference, checkpoints / Path(torchvision.models.VGG19_Weights.IMAGENET1K_V1.url).name)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    network = load_loss_network(["relu2_2"])
+    network = load_loss_network(["relu2_2"], arch="vgg19")
     assert network.weight_format == "torchvision" and "torchvision" in network.source
     assert torch.equal(network.features[7].weight, reference["features.7.weight"])
 
@@ -128,7 +146,7 @@ def test_torchvision_download_failure_is_a_clear_error(monkeypatch):
     for proxy in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
         monkeypatch.setenv(proxy, "http://127.0.0.1:9")
     with pytest.raises(LossNetworkUnavailable, match=f"{WEIGHTS_ENV}.*torchvision download"):
-        resolve_weights("vgg16")
+        resolve_weights("vgg19")
 
 
 def test_info_command_prints_the_source():
