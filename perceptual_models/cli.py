@@ -113,6 +113,25 @@ def cmd_stylize(args: argparse.Namespace) -> None:
     print(f"{args.output}: {width}x{height} in {seconds * 1000:.1f} ms on {device_name(device)}")
 
 
+def cmd_stylize_video(args: argparse.Namespace) -> None:
+    from .inference import Runner, device_name, pick_device
+    from .video import probe, stylize_video
+
+    device = pick_device(args.device)
+    runner = Runner.load(args.model, device, args.precision)
+    if args.compile:
+        runner.compile()
+    info = probe(args.input)
+    final = None
+    with tqdm(total=info.frames, desc="stylize-video", unit="frame") as bar:
+        for final in stylize_video(runner, args.input, args.output, args.size, args.max_seconds, args.batch_size):
+            bar.total = final.frames_total
+            bar.update(final.frames_done - bar.n)
+    trimmed = f", cut at {final.trimmed_to:g} s" if final.trimmed_to else ""
+    print(f"{args.output}: {final.frames_done} frames at {info.fps} fps{trimmed}, {final.fps:.1f} frames/s "
+          f"on {device_name(device)}")
+
+
 def cmd_upscale(args: argparse.Namespace) -> None:
     from .image_io import load_image, save_image
     from .inference import Runner, device_name, pick_device, sr_model_name, upscale
@@ -259,6 +278,17 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("-o", "--output", required=True)
     stylize.add_argument("--size", type=int, default=None, help="longer side (default: keep)")
     stylize.add_argument("--precision", default="fast", choices=["fast", "exact"])
+
+    video = command("stylize-video", cmd_stylize_video,
+                    "stylise every frame of a video (H.264 mp4 out, the source's audio and frame rate kept)")
+    video.add_argument("--model", required=True, help="style/<name> or path/to/model.safetensors")
+    video.add_argument("input")
+    video.add_argument("-o", "--output", required=True, help="an .mp4 file")
+    video.add_argument("--size", type=int, default=512, help="longer side of the output frames")
+    video.add_argument("--batch-size", type=int, default=4, help="frames per network call")
+    video.add_argument("--max-seconds", type=float, default=None, help="cut longer inputs here")
+    video.add_argument("--precision", default="fast", choices=["fast", "exact"])
+    video.add_argument("--compile", action="store_true", help="torch.compile first (pays off on long clips)")
 
     upscale = command("upscale", cmd_upscale, "super-resolve a low-resolution image")
     upscale.add_argument("--method", default="feat", choices=["bicubic", "srcnn", "pixel", "feat"])
