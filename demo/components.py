@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 import gradio as gr
+from gradio.data_classes import ImageData
 
 
 class UploadedImage(gr.Image):
@@ -24,3 +25,32 @@ class UploadedImage(gr.Image):
         if payload.url and payload.url.startswith("data:"):
             return base64.b64decode(payload.url.split(",", 1)[1])
         return payload.path
+
+
+class LiveCamera(gr.Image):
+    """The streaming camera: hands the browser's JPEG to `perceptual_models.video` as bytes.
+
+    `gr.Image` would decode every frame to a full-size array first; the library decodes it already
+    shrunk to the output size (JPEG draft mode).
+    """
+
+    is_template = True
+
+    def preprocess(self, payload: Any) -> bytes | None:
+        if payload is None or not payload.url or not payload.url.startswith("data:"):
+            return None
+        return base64.b64decode(payload.url.split(",", 1)[1])
+
+
+class LiveFrame(gr.Image):
+    """A stream output shown from JPEG bytes as a data URL, with no file written per frame.
+
+    `gr.Image` writes every returned frame into Gradio's cache and the browser fetches it back.
+    """
+
+    is_template = True
+
+    def postprocess(self, value: bytes | None) -> ImageData | None:
+        if value is None:
+            return None
+        return ImageData(url="data:image/jpeg;base64," + base64.b64encode(value).decode("ascii"), mime_type="image/jpeg")

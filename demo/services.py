@@ -169,14 +169,18 @@ class Services:
 
     # --- style transfer -------------------------------------------------------------------
 
-    def stylize(self, content: torch.Tensor, style: str, size: int) -> tuple[torch.Tensor, float]:
-        """Feed-forward stylisation at `size` (longer side); returns the image and seconds."""
+    def style_runner(self, style: str) -> Runner:
+        """The loaded network of a style, or a UserError that says why there is none."""
         runner = self.runners.get(f"style/{style}")
         if runner is None:
             status = self.models.get(f"style/{style}")
             raise UserError(f"Style {style!r} is unavailable" + (f": {status.error}" if status else "."))
+        return runner
+
+    def stylize(self, content: torch.Tensor, style: str, size: int) -> tuple[torch.Tensor, float]:
+        """Feed-forward stylisation at `size` (longer side); returns the image and seconds."""
         image = resize_longer_side(content, size)
-        return runner.timed(image)
+        return self.style_runner(style).timed(image)
 
     def gatys(
         self, content: torch.Tensor, style_image: torch.Tensor, size: int, iterations: int,

@@ -33,6 +33,7 @@ from perceptual_models.losses import PAPER_STYLE_LAYERS
 
 from .components import UploadedImage
 from .gpu import on_gpu
+from .live import build_live_panel
 from .services import DEGRADATIONS, Services, SRComparison, UserError
 
 HERE = Path(__file__).parent
@@ -265,6 +266,9 @@ def build_demo(services: Services) -> gr.Blocks:
             loss_plot = gr.LinePlot(x="iteration", y="log10 loss", color="term", height=220,
                                     color_map={"total": "#d62728", "content": "#1f77b4", "style": "#ff7f0e"},
                                     label="Optimization loss (log10, weighted terms)")
+
+        with gr.Tab("Live camera and video", id="live"):
+            build_live_panel(services)
 
         with gr.Tab("Super-resolution", id="sr"):
             with gr.Row():

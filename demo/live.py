@@ -1,0 +1,144 @@
+"""The Live tab: the camera stylised in real time, and whole video files.
+
+Transport: Gradio's own streaming (see the README for the measurement behind the choice). The
+browser grabs a camera frame every `STREAM_EVERY` seconds as a JPEG and posts it, but grabs none
+while a frame is in flight, and the server keeps only the newest frame of a stream: frames are
+dropped, never queued, so latency stays bounded when the server falls behind. Frames travel as
+JPEG bytes in memory both ways (`LiveCamera`, `LiveFrame`); nothing is written to disk per frame.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from perceptual_models.inference import device_name
+from perceptual_models.video import FRAME_SIZES, probe, stylize_jpeg, stylize_video
+
+from .components import LiveCamera, LiveFrame
+from .gpu import on_gpu
+from .services import Services, UserError
+
+LIVE_STREAMS = 2  # live streams served at once; later ones wait in the queue and see their position
+LIVE_TIME_LIMIT = 300  # seconds per stream: a forgotten tab gives its slot back
+STREAM_EVERY = 0.02  # how often the browser may grab a frame (it skips while one is in flight)
+MAX_VIDEO_SECONDS = 30  # longer clips are cut here, with a note
+MAX_VIDEO_BYTES = 200 * 2**20
+VIDEO_BATCH = 4  # frames per network call
+
+# Measures what the viewer sees, which only the browser can: the time from grabbing a camera frame
+# to its stylised version being decoded on screen, and the frames shown per second. Gradio's camera
+# grabs frames with canvas.toDataURL("image/jpeg") and sends one at a time, so the last grab before
+# a new output arrives is the frame that output came from. `window.__live` feeds demo/bench_live.py.
+STATS_JS = """
+const live = window.__live = {shown: [], lastGrab: null, inFlight: null, src: null};
+if (!window.__liveGrabHook) {
+  window.__liveGrabHook = true;
+  const grab = HTMLCanvasElement.prototype.toDataURL;
+  HTMLCanvasElement.prototype.toDataURL = function (...args) {
+    if (args[0] === "image/jpeg") window.__live.lastGrab = performance.now();
+    return grab.apply(this, args);
+  };
+}
+new MutationObserver(() => {
+  const img = document.querySelector("#live-output img");
+  if (img && img.src !== live.src) { live.src = img.src; live.inFlight = live.lastGrab; }
+}).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ["src"]});
+document.addEventListener("load", (event) => {
+  if (event.target.tagName !== "IMG" || !event.target.closest("#live-output") || live.inFlight === null) return;
+  const now = performance.now();
+  live.shown.push({t: now, latency: now - live.inFlight});
+  live.inFlight = null;
+  const recent = live.shown.filter((s) => now - s.t < 2000);
+  const fps = recent.length > 1 ? (recent.length - 1) / ((now - recent[0].t) / 1000) : 0;
+  const latencies = live.shown.slice(-30).map((s) => s.latency).sort((a, b) => a - b);
+  const median = latencies[Math.floor(latencies.length / 2)];
+  element.textContent = `Shown: ${fps.toFixed(1)} frames/s · end to end ${median.toFixed(0)} ms ` +
+    `(median of the last ${latencies.length})`;
+}, true);
+"""
+
+
+def build_live_panel(services: Services) -> None:
+    """The tab's layout and events; call inside a `gr.Blocks` (demo/ui.py does)."""
+    from .ui import user_errors  # demo.ui imports this module
+
+    styles = services.style_names()
+    default_size = 512 if services.device.type == "cuda" else 256
+    device = device_name(services.device)
+
+    @on_gpu(duration=10)
+    def on_frame(jpeg: bytes | None, style: str | None, size: int):
+        if jpeg is None or not style:
+            return gr.skip(), gr.skip()
+        try:
+            runner = services.style_runner(style)
+            output, (width, height), timing = stylize_jpeg(runner, jpeg, int(size))
+        except (UserError, ValueError) as exc:  # the stream goes on; the next frame may be fine
+            return gr.skip(), f"**{exc}**"
+        path = "compiled fast path" if runner.compiled else "fast path, compiling in the background"
+        return output, (f"Server: {timing.total * 1000:.0f} ms per frame (network {timing.network * 1000:.0f} ms) · "
+                        f"{style}, {width}x{height} · {device}, {path}")
+
+    @on_gpu(duration=120)
+    @user_errors
+    def on_video(path: str | None, style: str | None, size: int,
+                 progress=gr.Progress()):  # noqa: B008 - how Gradio is asked for a progress bar
+        if path is None:
+            raise UserError("Please upload a video first.")
+        if Path(path).stat().st_size > MAX_VIDEO_BYTES:
+            raise UserError(f"The video is over {MAX_VIDEO_BYTES // 2**20} MB; please upload a shorter or smaller one.")
+        if not style:
+            raise UserError("Pick a style first.")
+        runner = services.style_runner(style)
+        info = probe(path)
+        folder = Path(tempfile.mkdtemp(prefix="perceptual-video-"))
+        try:
+            for event in stylize_video(runner, path, folder / "stylized.mp4", int(size), MAX_VIDEO_SECONDS,
+                                       VIDEO_BATCH):
+                progress((event.frames_done, event.frames_total), unit="frames")
+                cut = (f" The clip is {info.duration:.0f} s long; only the first {event.trimmed_to:g} s were stylised."
+                       if event.trimmed_to else "")
+                state = "Done" if event.output else "Stylising"
+                status = (f"**{state}**: frame {event.frames_done} / {event.frames_total}, {event.fps:.1f} frames/s "
+                          f"on {device}.{cut}")
+                yield (str(event.output) if event.output else gr.skip()), status
+        finally:  # Gradio has copied the result into its cache by the time the generator resumes
+            shutil.rmtree(folder, ignore_errors=True)
+
+    gr.Markdown("The paper's point: one pass of the network is fast enough for video. Start the camera and the "
+                "stylised stream appears beside it; switch the style or the size at any time. Frames the server "
+                "cannot keep up with are skipped, so the picture stays current.")
+    with gr.Row():
+        camera = LiveCamera(sources=["webcam"], streaming=True, label="Camera", elem_id="live-camera", height=360,
+                            min_width=320)
+        output = LiveFrame(label="Stylised", elem_id="live-output", interactive=False, height=360, min_width=320,
+                           buttons=["fullscreen"])
+    with gr.Row():
+        style = gr.Dropdown(styles, value=styles[0] if styles else None, label="Style", elem_id="live-style")
+        size = gr.Radio(list(FRAME_SIZES), value=default_size, label="Size (longer side, px)", elem_id="live-size")
+    with gr.Column(elem_id="live-stats"):  # the browser's measurements, then the server's
+        gr.HTML("Start the camera to see the frame rate and latency.", js_on_load=STATS_JS, elem_id="live-shown",
+                head="<style>#live-output img { width: 100%; height: 100%; object-fit: contain; }</style>")
+        server_stats = gr.Markdown(elem_id="live-server")
+    camera.stream(on_frame, [camera, style, size], [output, server_stats], stream_every=STREAM_EVERY,
+                  time_limit=LIVE_TIME_LIMIT, concurrency_limit=LIVE_STREAMS, concurrency_id="live",
+                  show_progress="hidden", api_visibility="private")
+
+    with gr.Accordion("Video file", open=True):
+        gr.Markdown(f"Upload an mp4, webm or mov clip (up to {MAX_VIDEO_SECONDS} s are stylised, "
+                    f"{MAX_VIDEO_BYTES // 2**20} MB at most). Every frame goes through the network with the style "
+                    "and size above; the result is an H.264 mp4 with the clip's sound and frame rate.")
+        with gr.Row():
+            video_in = gr.Video(sources=["upload"], label="Video", elem_id="video-input", height=300)
+            video_out = gr.Video(label="Stylised video", elem_id="video-output", height=300, interactive=False)
+        with gr.Row():
+            run_video = gr.Button("Stylise the video", variant="primary", elem_id="run-video")
+            cancel_video = gr.Button("Cancel", variant="stop", elem_id="cancel-video")
+        video_status = gr.Markdown(elem_id="video-status")
+    video_event = run_video.click(on_video, [video_in, style, size], [video_out, video_status], api_name="stylize_video",
+                                  concurrency_limit=1, concurrency_id="video")
+    cancel_video.click(None, None, None, cancels=[video_event], api_visibility="private")
