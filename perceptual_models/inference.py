@@ -145,10 +145,12 @@ class Runner:
             return
         compiled = _compiled_call()
         for height, width in warmup_sizes:
-            x = self._prepare(torch.rand(1, 3, height, width))
-            torch._dynamo.mark_dynamic(x, 2)
-            torch._dynamo.mark_dynamic(x, 3)
+            # Made inside inference_mode like every real input: a tensor from outside carries another
+            # dispatch key, the graph guards on it, and each first real call recompiled (seconds).
             with torch.inference_mode(), self._autocast():
+                x = self._prepare(torch.rand(1, 3, height, width))
+                torch._dynamo.mark_dynamic(x, 2)
+                torch._dynamo.mark_dynamic(x, 3)
                 compiled(self.model, x)
         self._call, self.compiled = compiled, True
 
