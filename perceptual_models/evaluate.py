@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .image_io import crop_to_multiple, degrade, load_image, quantize
-from .metrics import psnr, ssim
+from .metrics import Reference
 
 PROTOCOL = (
     "HR cropped to a multiple of the scale; LR = bicubic downsampling (PIL filter) rounded to 8 bits; "
@@ -44,9 +44,10 @@ def evaluate_sr(
     for path in files:
         hr = crop_to_multiple(load_image(path), scale)
         lr = degrade(hr, scale, blur_sigma)
+        reference = Reference(hr, border=scale)
         for name, upscale in methods.items():
-            sr = quantize(upscale(lr))
-            results[name]["per_image"][path.name] = {"psnr": psnr(sr, hr, scale), "ssim": ssim(sr, hr, scale)}
+            value_psnr, value_ssim = reference.psnr_ssim(quantize(upscale(lr)))
+            results[name]["per_image"][path.name] = {"psnr": value_psnr, "ssim": value_ssim}
     for result in results.values():
         per_image = result["per_image"].values()
         result["psnr"] = sum(r["psnr"] for r in per_image) / len(per_image)

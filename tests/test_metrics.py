@@ -2,12 +2,26 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from perceptual_models.evaluate import evaluate_sr
+from perceptual_models.image_io import crop_to_multiple, degrade, load_image, quantize, rgb_to_y
 from perceptual_models.inference import bicubic_upscale
-from perceptual_models.metrics import psnr, ssim
+from perceptual_models.metrics import Reference, psnr, ssim
 
-from conftest import SET5
+from conftest import SET5, TRAIN_DATA
+
+
+def straightforward_ssim(output: torch.Tensor, reference: torch.Tensor, border: int) -> float:
+    """Wang et al.'s SSIM written the obvious way (a 2-D 11x11 window, float64 conv2d): what the fast one must equal."""
+    x, y = [(rgb_to_y(image.double()) * 255)[..., border:-border, border:-border] for image in (output, reference)]
+    g = torch.exp(-((torch.arange(11, dtype=torch.float64) - 5) ** 2) / (2 * 1.5**2))
+    window = (g[:, None] * g[None, :] / g.sum() ** 2).view(1, 1, 11, 11)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mu_x, mu_y = F.conv2d(x, window), F.conv2d(y, window)
+    var_x, var_y = F.conv2d(x * x, window) - mu_x**2, F.conv2d(y * y, window) - mu_y**2
+    cov = F.conv2d(x * y, window) - mu_x * mu_y
+    return (((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))).mean().item()
 
 
 def test_psnr_of_a_known_error():
@@ -34,6 +48,26 @@ def test_ssim_properties():
     assert 1.0 > ssim(slightly, image) > ssim(badly, image) > 0
     with pytest.raises(ValueError, match="differ in size"):
         ssim(image, image[..., :40])
+    with pytest.raises(ValueError, match="at least 11x11"):
+        ssim(image[..., :14, :], image[..., :14, :], border=2)
+
+
+@pytest.mark.parametrize("path", [SET5 / "butterfly.png", SET5 / "baby.png", TRAIN_DATA / "urban100" / "img_020.jpg"],
+                         ids=lambda p: p.name)
+def test_fast_ssim_equals_the_straightforward_one_on_real_images(path):
+    """Bicubic and a blurred, noisy output of real photos (one 1280x960): the same SSIM and PSNR."""
+    torch.manual_seed(0)
+    original = crop_to_multiple(load_image(path), 4)
+    bicubic = quantize(bicubic_upscale(degrade(original, 4, 1.0), 4))
+    noisy = quantize(bicubic + 0.03 * torch.randn_like(bicubic))
+    reference = Reference(original, border=4)
+    for output in (bicubic, noisy):
+        expected = straightforward_ssim(output, original, 4)
+        assert 0.3 < expected < 0.99
+        assert ssim(output, original, 4) == pytest.approx(expected, abs=1e-6)
+        assert reference.psnr_ssim(output) == pytest.approx((psnr(output, original, 4), expected), abs=1e-6)
+    with pytest.raises(ValueError, match="differ in size"):
+        reference.psnr_ssim(bicubic[..., 4:, :])
 
 
 def test_bicubic_x4_on_set5_matches_the_paper():
