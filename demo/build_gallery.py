@@ -166,6 +166,22 @@ def table1_markdown(path: Path) -> str:
     return "\n".join(lines)
 
 
+def live_markdown(path: Path) -> str:
+    """The Live tab's speed as a viewer sees it (written by `python -m demo.bench_live --json`)."""
+    if not path.is_file():
+        return ""
+    result = json.loads(path.read_text())
+    lines = [(f"**Real time, in the browser** on {result['device']} (`python -m demo.bench_live`; headless Chromium, "
+              "fake camera, compiled fast path; end to end = camera grab to stylised frame on screen)"), "",
+             "| size | frames/s shown | end to end p50 / p95 (ms) | server per frame (ms) |", "| --- | --- | --- | --- |"]
+    for row in result.get("stream", []):
+        lines.append(f"| {row['size']} | {row['fps_shown']:.1f} | {row['latency_p50_ms']:.0f} / {row['latency_p95_ms']:.0f}"
+                     f" | {row['server_ms_median']:.0f} |")
+    lines += ["", *(f"- Video file, 10 s 640x360 at {row['size']} px, {row['batch']} frames per network call: "
+                    f"{row['fps']:.1f} frames/s." for row in result.get("video", []))]
+    return "\n".join(lines)
+
+
 def table2_markdown(paths: list[Path]) -> str:
     blocks = []
     for path in paths:
@@ -203,6 +219,7 @@ TABLES_TITLE = "The paper's tables, reproduced by this code"
 def tables_section() -> dict:
     return {"title": TABLES_TITLE, "markdown": "\n\n".join(filter(None, [
         table1_markdown(GALLERY / "bench_cpu.json"), table1_markdown(GALLERY / "bench_gpu.json"),
+        live_markdown(GALLERY / "live_cpu.json"), live_markdown(GALLERY / "live_gpu.json"),
         table2_markdown([GALLERY / f"sr_{d}_x{s}.json" for s in (4, 8) for d in ("Set5", "Set14")]),
     ]))}
 

@@ -97,8 +97,8 @@ def build_live_panel(services: Services) -> None:
         info = probe(path)
         folder = Path(tempfile.mkdtemp(prefix="perceptual-video-"))
         try:
-            for event in stylize_video(runner, path, folder / "stylized.mp4", int(size), MAX_VIDEO_SECONDS,
-                                       VIDEO_BATCH):
+            output = folder / f"{Path(path).stem}_{style}.mp4"
+            for event in stylize_video(runner, path, output, int(size), MAX_VIDEO_SECONDS, VIDEO_BATCH):
                 progress((event.frames_done, event.frames_total), unit="frames")
                 cut = (f" The clip is {info.duration:.0f} s long; only the first {event.trimmed_to:g} s were stylised."
                        if event.trimmed_to else "")

@@ -1,0 +1,129 @@
+"""The Live tab's real-time numbers, as a viewer sees them: `python -m demo.bench_live`.
+
+Starts the app (compiled fast path, as served), opens it in headless Chromium with a fake camera,
+streams for `--seconds` at each size and prints the frames per second shown in `live-output`
+and the end-to-end latency (camera grab to stylised frame decoded on screen) at p50/p95, with
+the server's own time per frame. `--video` also times a 10 s 640x360 clip through the same code
+as the app's video panel. A benchmark, not a test: it prints numbers and asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from playwright.sync_api import Page, sync_playwright
+
+from .app_process import running_app
+from .clips import write_clip
+
+CHROMIUM = "/usr/bin/chromium"
+FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+def measure_stream(page: Page, size: int, seconds: float, settle: float) -> dict:
+    """Stream at `size` for `seconds` after `settle` seconds of warm-up; the viewer's numbers."""
+    page.locator("#live-size").get_by_label(str(size)).check()
+    page.wait_for_function(f"() => document.querySelector('#live-output img')?.naturalWidth === {size}",
+                           timeout=120_000)
+    page.wait_for_timeout(settle * 1000)
+    page.evaluate("() => { window.__live.shown = []; }")
+    server_ms, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        match = re.search(r"Server: (\d+) ms", page.locator("#live-server").inner_text())
+        if match:
+            server_ms.append(float(match.group(1)))
+        page.wait_for_timeout(250)
+    shown = page.evaluate("() => window.__live.shown")
+    latencies = [s["latency"] for s in shown]
+    span = (shown[-1]["t"] - shown[0]["t"]) / 1000 if len(shown) > 1 else float("inf")
+    return {"size": size, "frames": len(shown), "fps_shown": (len(shown) - 1) / span,
+            "latency_p50_ms": percentile(latencies, 50), "latency_p95_ms": percentile(latencies, 95),
+            "server_ms_median": statistics.median(server_ms) if server_ms else None,
+            "server_line": page.locator("#live-server").inner_text()}
+
+
+def bench_stream(sizes: list[int], seconds: float, settle: float, screenshots: Path | None) -> list[dict]:
+    results = []
+    with tempfile.TemporaryDirectory() as tmp, running_app(Path(tmp), HF_HUB_OFFLINE="1") as (url, _), \
+            sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=["--no-sandbox", "--disable-gpu", *FAKE_CAMERA])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.get_by_role("tab", name="Live camera and video").click()
+        page.get_by_text("Click to Access Webcam").click()
+        page.locator("#live-camera .button-wrap button").first.click()
+        # Measure the compiled path the app serves, not the eager one it uses while compiling.
+        page.wait_for_function("() => /compiled fast path/.test(document.querySelector('#live-server')?.innerText)",
+                               timeout=600_000)
+        for size in sizes:
+            result = measure_stream(page, size, seconds, settle)
+            results.append(result)
+            print(f"{size} px: {result['fps_shown']:.1f} frames/s shown, end to end p50 {result['latency_p50_ms']:.0f} ms"
+                  f" / p95 {result['latency_p95_ms']:.0f} ms, server {result['server_ms_median']} ms per frame "
+                  f"({result['frames']} frames in {seconds:g} s)", flush=True)
+            if screenshots:
+                page.screenshot(path=str(screenshots / f"live_bench_{size}.png"))
+        browser.close()
+    return results
+
+
+def bench_video(size: int, batch_sizes: list[int]) -> list[dict]:
+    """A 10 s 640x360 30 fps clip with sound, stylised at `size` as the app does (compiled runner)."""
+    from demo.live import MAX_VIDEO_SECONDS
+    from perceptual_models.inference import Runner, pick_device
+    from perceptual_models.video import stylize_video
+
+    runner = Runner.load("style/starry_night", pick_device("auto"))
+    runner.compile()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = write_clip(Path(tmp) / "clip.mp4", seconds=10.0)
+        for batch in batch_sizes:
+            list(stylize_video(runner, clip, Path(tmp) / "warm.mp4", size, 0.5, batch))  # this batch shape, once
+            final = list(stylize_video(runner, clip, Path(tmp) / "out.mp4", size, MAX_VIDEO_SECONDS, batch))[-1]
+            results.append({"size": size, "batch": batch, "frames": final.frames_done, "seconds": final.elapsed,
+                            "fps": final.fps})
+            print(f"video 640x360 -> {size} px, batch {batch}: {final.frames_done} frames in {final.elapsed:.1f} s, "
+                  f"{final.fps:.1f} frames/s", flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="256,512")
+    parser.add_argument("--seconds", type=float, default=20.0, help="streaming time measured at each size")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds streamed at each size before measuring")
+    parser.add_argument("--video", action="store_true", help="also time a 10 s 640x360 clip")
+    parser.add_argument("--video-batches", default="1,4")
+    parser.add_argument("--no-stream", action="store_true")
+    parser.add_argument("--screenshots", type=Path, default=None, help="save a screenshot per size here")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    from perceptual_models.inference import device_name, pick_device
+
+    result = {"device": device_name(pick_device("auto")), "load_average": Path("/proc/loadavg").read_text().split()[:3]}
+    if not args.no_stream:
+        result["stream"] = bench_stream([int(s) for s in args.sizes.split(",")], args.seconds, args.settle,
+                                        args.screenshots)
+    if args.video:
+        result["video"] = bench_video(256, [int(b) for b in args.video_batches.split(",")])
+    result["load_average_after"] = Path("/proc/loadavg").read_text().split()[:3]
+    print(f"load average before/after: {result['load_average']} / {result['load_average_after']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
