@@ -144,7 +144,7 @@ def table1_markdown(path: Path) -> str:
     lines = [f"**Table 1, reproduced** on {result['device']} (seconds per image; torch {result['versions']['torch']}). "
              "Paper: GTX Titan X." + (" Gatys times marked * are extrapolated from a shorter run."
                                       if any(r["extrapolated"] for r in result["rows"]) else ""), "",
-             "| size | | " + " | ".join(f"Gatys {n} it." for n in iterations) + " | network | speed-up at "
+             "| size | timed by | " + " | ".join(f"Gatys {n} it." for n in iterations) + " | network | speed-up at "
              f"{iterations[-1]} it. |", "|" + " --- |" * (len(iterations) + 4)]
     for row in result["rows"]:
         paper = PAPER_TABLE1.get(row["size"])
