@@ -7,11 +7,12 @@ Host and port follow Gradio's GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (Spaces se
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 
 from demo.gpu import ZERO_GPU
 from demo.services import Services
-from demo.ui import build_demo
+from demo.ui import PAGE_ASSETS, build_demo
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,13 +23,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     host = args.host or os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if os.environ.get("SPACE_ID") else None)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("perceptual_losses").setLevel(logging.INFO)  # ours only: httpx logs every request at INFO
     services = Services(args.device)
     services.load_models()
     if not ZERO_GPU:  # no torch.compile there, and no GPU outside the calls that ask for one
+        services.warm_up()  # before serving: the first click is then as fast as the tenth
         services.compile_in_background()
     demo = build_demo(services)
     demo.queue(max_size=64, default_concurrency_limit=2)
-    demo.launch(server_name=host, server_port=args.port, show_error=True)
+    demo.launch(server_name=host, server_port=args.port, show_error=True, **PAGE_ASSETS)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,12 @@ is testable directly and the same code serves the browser and `gradio_client` us
 
 from __future__ import annotations
 
+import logging
 import os
+import statistics
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,12 +31,14 @@ from perceptual_models.image_io import (
 from perceptual_models.inference import SR_METHODS, Runner, device_name, pick_device, sr_model_name, upscale
 from perceptual_models.losses import PAPER_STYLE_LAYERS
 from perceptual_models.metrics import psnr, ssim
-from perceptual_models.vgg import LossNetwork, LossNetworkUnavailable, load_loss_network
+from perceptual_models.vgg import WEIGHTS_ENV, LossNetwork, LossNetworkUnavailable, load_loss_network
 
 # Uploads bigger than this are downscaled first (with a note in the UI), whatever the size asked.
 MAX_INPUT_PIXELS = 2048 * 2048
 MAX_SR_OUTPUT_SIDE = 2048  # low-resolution inputs are downscaled so that x4/x8 stays this size
 DEGRADATIONS = {"bicubic": 0.0, "blur+bicubic": 1.0}
+
+log = logging.getLogger("perceptual_losses.app")
 
 
 class UserError(ValueError):
@@ -43,8 +48,8 @@ class UserError(ValueError):
 @dataclass
 class ModelStatus:
     name: str
-    origin: str = ""
-    error: str = ""
+    origin: str = ""  # as the resolver says it (may hold a server path): see `origin_in_words`
+    error: str = ""  # in words, for the page; the full exception goes to the log
 
     @property
     def ok(self) -> bool:
@@ -79,6 +84,12 @@ class Services:
         self._loss_network: LossNetwork | None = None
         self._loss_network_error = ""
         self._lock = threading.Lock()
+        self.compiling = False
+
+    @property
+    def default_size(self) -> int:
+        """The output size the page starts with (longer side, px): what a GPU or a CPU serves in well under a second."""
+        return 512 if self.device.type == "cuda" else 256
 
     # --- start-up -------------------------------------------------------------------------
 
@@ -90,8 +101,26 @@ class Services:
                 runner = Runner.load(name, self.device)
                 self.runners[name] = runner
                 self.models[name] = ModelStatus(name, origin=runner.config.get("origin", ""))
+                log.info("%s: %s", name, self.models[name].origin)
             except Exception as exc:  # noqa: BLE001 - any broken file: report it, serve the rest
-                self.models[name] = ModelStatus(name, error=_short(exc))
+                self.models[name] = ModelStatus(name, error=_unavailable_in_words(exc))
+                log.warning("%s unavailable: %s", name, _short(exc))
+
+    def warm_up(self) -> None:
+        """Run every network once and load the loss network, before the page is served.
+
+        A network's first pass at a size allocates its buffers and picks its kernels (a second or
+        more); paying that here makes the first click as fast as the tenth.
+        """
+        start = time.perf_counter()
+        for name, runner in self.runners.items():
+            side = self.default_size if name.startswith("style/") else 64
+            runner(torch.rand(1, 3, side, side))
+        try:
+            self.loss_network()
+        except UserError:
+            pass  # the status line and the Optimization button say it is unavailable
+        log.info("warmed up in %.1f s", time.perf_counter() - start)
 
     def compile_in_background(self) -> threading.Thread | None:
         """Switch every network to its torch.compile'd graph once compiled (tens of seconds on a CPU).
@@ -106,8 +135,11 @@ class Services:
                 try:
                     runner.compile()
                 except Exception as exc:  # noqa: BLE001 - the eager path keeps serving
-                    self.models[name].origin += f" (not compiled: {type(exc).__name__})"
+                    log.warning("%s not compiled, served uncompiled: %s", name, _short(exc))
+            self.compiling = False
+            log.info("networks compiled")
 
+        self.compiling = True
         thread = threading.Thread(target=compile_all, name="compile-models", daemon=True)
         thread.start()
         return thread
@@ -128,29 +160,36 @@ class Services:
             if self._loss_network is None and not self._loss_network_error:
                 try:
                     self._loss_network = load_loss_network(("relu2_2", *PAPER_STYLE_LAYERS), device=self.device)
+                    log.info("loss network: VGG-16, %s weights, %s", self._loss_network.weight_format,
+                             self._loss_network.source)
                 except LossNetworkUnavailable as exc:
-                    self._loss_network_error = str(exc)
+                    self._loss_network_error = "the VGG-16 loss network could not be loaded (the server log says why)"
+                    log.warning("loss network unavailable: %s", exc)
         if self._loss_network is None:
-            raise UserError(f"Optimization is unavailable: {self._loss_network_error}")
+            raise UserError(f"Optimization is unavailable: {self._loss_network_error}.")
         return self._loss_network
 
     def status_line(self) -> str:
-        origins = sorted({s.origin for s in self.models.values() if s.ok})
-        broken = [s.name for s in self.models.values() if not s.ok]
+        """Where the models came from, in words: no server paths (they are in the log and `info`)."""
+        origins = sorted({origin_in_words(s.origin) for s in self.models.values() if s.ok})
+        broken = sorted(s.name for s in self.models.values() if not s.ok)
         if self._loss_network is not None:
-            vgg = f"VGG-16 ({self._loss_network.weight_format} weights, {self._loss_network.source})"
+            vgg = f"VGG-16, {origin_in_words(self._loss_network.source)}"
         elif self._loss_network_error:
-            vgg = "VGG-16 unavailable (see Optimization)"
+            vgg = "VGG-16 unavailable, so optimization is off"
         else:
-            vgg = "VGG-16 (loaded on first optimization)"
+            vgg = "VGG-16, loaded on first optimization"
         parts = [f"**Weights:** {', '.join(origins) or 'none found'}"
-                 + (f" ({len(broken)} unavailable)" if broken else ""),
+                 + (f" (not available: {', '.join(broken)})" if broken else ""),
                  f"**Loss network:** {vgg}", f"**Device:** {device_name(self.device)}"]
+        if self.compiling:
+            parts.append("compiling the networks in the background")
         return " · ".join(parts)
 
     def model_table(self) -> list[list[str]]:
-        """[model, status, where from / why not] for the "Models" panel."""
-        return [[name, "available" if status.ok else "unavailable", status.origin if status.ok else status.error]
+        """[model, status, where from / why not] for the "Models" panel, in words."""
+        return [[name, "available" if status.ok else "unavailable",
+                 origin_in_words(status.origin) if status.ok else status.error]
                 for name, status in sorted(self.models.items())]
 
     # --- inputs ---------------------------------------------------------------------------
@@ -182,16 +221,30 @@ class Services:
         image = resize_longer_side(content, size)
         return self.style_runner(style).timed(image)
 
+    def feedforward_seconds(self, style: str | None, height: int, width: int, repeats: int = 3) -> float | None:
+        """One warm feed-forward pass at exactly `height` x `width`, in seconds (median of `repeats`
+        after a warm-up pass): what the optimization's speed-up is measured against.
+
+        Every style network has the same architecture, so any one stands in for an uploaded style;
+        None when no style network is loaded.
+        """
+        runner = self.runners.get(f"style/{style}")
+        runner = runner or next((r for name, r in self.runners.items() if name.startswith("style/")), None)
+        if runner is None:
+            return None
+        image = torch.rand(1, 3, height, width)
+        runner(image)
+        return statistics.median(runner.timed(image)[1] for _ in range(repeats))
+
     def gatys(
         self, content: torch.Tensor, style_image: torch.Tensor, size: int, iterations: int,
-        should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[Progress]:
         """Gatys et al. with the paper's loss network and layers, streaming progress."""
         network = self.loss_network()
         settings = GatysSettings(iterations=iterations, report_every=max(1, iterations // 60))
         content = resize_longer_side(content, size)
         style_image = resize_longer_side(style_image, max(size, 256))
-        yield from run(content, style_image, network, settings, should_stop)
+        yield from run(content, style_image, network, settings)
 
     def reconstruct(
         self, image: torch.Tensor, layer: str, mode: str, size: int, iterations: int,
@@ -244,6 +297,29 @@ class Services:
         if original is not None:
             result.psnr, result.ssim = psnr(out, original, scale), ssim(out, original, scale)
         return result
+
+
+def origin_in_words(origin: str) -> str:
+    """A resolver's origin ("bundled", "hub repo@rev", "file /path", ...) as the page says it, without paths."""
+    kind, _, rest = origin.partition(" ")
+    if kind == "hub":
+        return f"Hub {rest.removeprefix('cache ')}" + (" (cached)" if rest.startswith("cache ") else "")
+    if kind == "local":
+        return f"folder set by {hub.LOCAL_DIR_ENV}"
+    if kind == "file":
+        return f"file set by {WEIGHTS_ENV}"
+    if kind == "torchvision":
+        return "torchvision download"
+    return origin if origin == "bundled" else "elsewhere (see the server log)"
+
+
+def _unavailable_in_words(exc: Exception) -> str:
+    """Why a model is unavailable, for the page; the exception itself (with paths) goes to the log."""
+    if isinstance(exc, hub.IntegrityError):
+        return "the Hub's file does not match its manifest"
+    if isinstance(exc, hub.WeightsUnavailable):
+        return "no weights for it (not trained, or not in the Hub repo or the bundled copy)"
+    return "its weights file could not be read (the server log says why)"
 
 
 def _short(exc: Exception) -> str:

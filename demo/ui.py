@@ -1,11 +1,13 @@
 """The Gradio interface: four tabs over `demo.services.Services`.
 
 Every action has an `api_name` (/stylize, /gatys, /upscale, /reconstruct) so the same calls work
-from `gradio_client`. Errors a user can fix arrive as `gr.Error` with a plain message.
+from `gradio_client`. Errors a user can fix arrive as a warning in the page, leaving every output as
+it was, and as `gr.Error` with the same plain message through `gradio_client` (see `in_page`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
@@ -15,6 +17,7 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -34,20 +37,28 @@ from perceptual_models.losses import PAPER_STYLE_LAYERS
 from .components import UploadedImage
 from .gpu import on_gpu
 from .live import build_live_panel
-from .services import DEGRADATIONS, Services, SRComparison, UserError
+from .services import DEGRADATIONS, Services, SRComparison, UserError, log
 
 HERE = Path(__file__).parent
 EXAMPLES = sorted((HERE / "examples").glob("*.jpg"))
 GALLERY = HERE / "gallery"
+# CSS and the page script go to launch() (Gradio 6 takes them there, not in Blocks): app.py passes these.
+PAGE_ASSETS = {"css_paths": [HERE / "style.css"], "js": (HERE / "page.js").read_text()}
 OUTPUTS = Path(tempfile.gettempdir()) / "perceptual-losses-outputs"
-TIMING_HEADERS = ["method", "device", "size (px)", "seconds", "speed-up"]
+# What a student compares comes first: on a phone the columns after them are a sideways scroll away.
+TIMING_HEADERS = ["method", "seconds", "speed-up", "size (px)", "device"]
 SR_HEADERS = ["method", "PSNR (dB)", "SSIM", "seconds", "note"]
 GATYS_DEFAULTS = GatysSettings()
 
 
 def user_errors(fn: Callable) -> Callable:
-    """Turn the errors a user can fix into `gr.Error` popups; generators and functions alike."""
+    """Turn the errors a user can fix into `gr.Error` with a plain message and one log line (no
+    traceback: only bugs get one); generators and functions alike."""
     fixable = (UserError, ImageError, ValueError)
+
+    def plain(exc: Exception) -> gr.Error:
+        log.info("%s: %s", fn.__name__, exc)
+        return gr.Error(str(exc), print_exception=False)
 
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
@@ -55,7 +66,7 @@ def user_errors(fn: Callable) -> Callable:
             try:
                 yield from fn(*args, **kwargs)
             except fixable as exc:
-                raise gr.Error(str(exc)) from None
+                raise plain(exc) from None
         return generator
 
     @functools.wraps(fn)
@@ -63,21 +74,66 @@ def user_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except fixable as exc:
-            raise gr.Error(str(exc)) from None
+            raise plain(exc) from None
     return function
 
 
+def in_page(fn: Callable) -> Callable:
+    """Outermost decorator of a button's callback: in the browser, a `gr.Error` becomes a warning
+    and every output keeps what it showed (an exception paints "Error" over each output and wipes
+    the timing table); `gradio_client` callers still get the exception.
+
+    It runs in the server process (above `on_gpu`). To tell the two apart it takes the request as
+    a last `request: gr.Request` parameter, which Gradio fills in, and passes it on only if `fn`
+    has that parameter itself.
+    """
+    signature = inspect.signature(fn)
+    passes_request = "request" in signature.parameters
+
+    def from_api(request: gr.Request | None) -> bool:
+        return request is None or request.headers.get("x-gradio-user") == "api"
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def wrapper(*args: Any):
+            try:
+                yield from fn(*(args if passes_request else args[:-1]))
+            except gr.Error as exc:
+                if from_api(args[-1]):
+                    raise
+                gr.Warning(exc.message)
+                yield gr.skip()
+    else:
+        @functools.wraps(fn)
+        def wrapper(*args: Any):
+            try:
+                return fn(*(args if passes_request else args[:-1]))
+            except gr.Error as exc:
+                if from_api(args[-1]):
+                    raise
+                gr.Warning(exc.message)
+                return gr.skip()
+
+    if not passes_request:
+        request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), request])
+    wrapper.__annotations__ = {"request": gr.Request}  # what Gradio looks for (by type, not by name)
+    return wrapper
+
+
 def _timing_table(timings: dict) -> pd.DataFrame:
+    """The last feed-forward run and the last optimization. The speed-up divides a finished
+    optimization's time by a warm network pass timed right after it at the same size, never by
+    whichever (maybe first, maybe other-sized) network run came last."""
     rows = []
-    ff, gatys = timings.get("feedforward"), timings.get("gatys")
-    for key, label in (("feedforward", "Feed-forward network"), ("gatys", "Optimization (Gatys, L-BFGS)")):
+    for key, label in (("feedforward", "Feed-forward"), ("gatys", "Gatys")):
         entry = timings.get(key)
         if entry:
-            rows.append([f"{label}" + (f", {entry['detail']}" if entry.get("detail") else ""), entry["device"],
-                         entry["size"], f"{entry['seconds']:.3f}", ""])
-    if ff and gatys and gatys.get("done"):
-        same_size = ff["size"] == gatys["size"]
-        rows[-1][4] = f"{gatys['seconds'] / ff['seconds']:.0f}x" if same_size else "(sizes differ)"
+            speedup = ""
+            if entry.get("network_seconds"):
+                speedup = f"{entry['seconds'] / entry['network_seconds']:.0f}x vs. {entry['network_seconds']:.3f} s"
+            rows.append([f"{label}, {entry['detail']}", f"{entry['seconds']:.3f}", speedup, entry["size"],
+                         entry["device"]])
     return pd.DataFrame(rows, columns=TIMING_HEADERS)
 
 
@@ -85,11 +141,15 @@ def _size_text(image: torch.Tensor) -> str:
     return f"{image.shape[-1]}x{image.shape[-2]}"
 
 
-def _loss_frame(history: list[dict], weights: dict[str, float]) -> pd.DataFrame:
+def _loss_frame(history: list[dict]) -> pd.DataFrame:
+    """The weighted terms of the optimization's loss, log10 (their sum, the total, is in the status
+    text: drawn here it would lie on top of the largest term)."""
+    weights = {"content": GATYS_DEFAULTS.content_weight, "style": GATYS_DEFAULTS.style_weight,
+               "TV": GATYS_DEFAULTS.tv_weight}
     rows = []
     for entry in history:
-        for term in ("total", "content", "style"):
-            value = entry[term] * (weights.get(term, 1.0) if term != "total" else 1.0)
+        for term, weight in weights.items():
+            value = entry[term.lower()] * weight
             if value > 0:
                 rows.append({"iteration": entry["iteration"], "log10 loss": math.log10(value), "term": term})
     return pd.DataFrame(rows, columns=["iteration", "log10 loss", "term"])
@@ -153,10 +213,11 @@ def _detail_box(image: torch.Tensor, fraction: float, centre: tuple[float, float
 
 def build_demo(services: Services) -> gr.Blocks:
     styles = services.style_names()
-    default_size = 512 if services.device.type == "cuda" else 256
+    stop_requests: dict[str, threading.Event] = {}  # browser session -> the Stop of its running optimization
 
     # --- callbacks ----------------------------------------------------------------------------
 
+    @in_page
     @on_gpu()
     @user_errors
     def on_stylize(content, style, size, timings):
@@ -171,7 +232,7 @@ def build_demo(services: Services) -> gr.Blocks:
 
     @on_gpu(duration=120)
     @user_errors
-    def on_gatys(content, style, custom_style, size, iterations, timings):
+    def gatys_job(content, style, custom_style, size, iterations, timings):
         image, note = services.read_image(content, "a content image")
         if custom_style is not None:
             style_image, _ = services.read_image(custom_style, "a style image")
@@ -183,15 +244,51 @@ def build_demo(services: Services) -> gr.Blocks:
             style_image, style_label = load_image(path), style
         timings = dict(timings or {})
         for progress in services.gatys(image, style_image, int(size), int(iterations)):
+            reference = None
+            if progress.done:  # the speed-up's other side: a warm network pass at exactly this size
+                reference = services.feedforward_seconds(None if custom_style is not None else style,
+                                                         *progress.image.shape[-2:])
             timings["gatys"] = {"seconds": progress.elapsed, "size": _size_text(progress.image),
                                 "device": device_name(services.device), "done": progress.done,
-                                "detail": f"{style_label}, {progress.iteration} iterations"}
+                                "iteration": progress.iteration, "iterations": int(iterations),
+                                "network_seconds": reference,
+                                "detail": f"{style_label}, {progress.iteration} it."}
             status = (f"**{'Done' if progress.done else 'Optimizing'}**: iteration {progress.iteration} / "
                       f"{int(iterations)}, {progress.elapsed:.1f} s, total loss {progress.losses.get('total', 0):.4g}")
-            weights = {"content": GATYS_DEFAULTS.content_weight, "style": GATYS_DEFAULTS.style_weight}
             yield (_as_file(progress.image), "\n\n".join(filter(None, [status, note])),
-                   _loss_frame(progress.history, weights), _timing_table(timings), timings)
+                   gr.LinePlot(_loss_frame(progress.history), x_lim=[0, int(iterations)]),
+                   _timing_table(timings), timings)
 
+    @in_page
+    def on_gatys(content, style, custom_style, size, iterations, timings, request: gr.Request):
+        """Streams `gatys_job`. Stop ends it after the image on screen, which stays, and says so.
+
+        The Stop flag is checked here, in the server process, between updates: on ZeroGPU the
+        optimization runs in a worker process that the flag cannot reach.
+        """
+        stop = stop_requests[request.session_hash] = threading.Event()
+        latest = timings or {}
+        try:
+            with contextlib.closing(gatys_job(content, style, custom_style, size, iterations, timings)) as job:
+                for update in job:
+                    yield update
+                    latest = update[-1]
+                    if stop.is_set():
+                        break
+        finally:
+            if stop_requests.get(request.session_hash) is stop:
+                del stop_requests[request.session_hash]
+        entry = latest.get("gatys")
+        if stop.is_set() and entry and not entry["done"]:
+            stopped = f"**Stopped** at iteration {entry['iteration']} / {entry['iterations']}, {entry['seconds']:.1f} s"
+            yield gr.skip(), stopped, gr.skip(), gr.skip(), gr.skip()
+
+    def on_stop(request: gr.Request):
+        stop = stop_requests.get(request.session_hash)
+        if stop is not None:
+            stop.set()
+
+    @in_page
     @on_gpu()
     @user_errors
     def on_upscale(upload, kind, scale, degradation, zoom_x, zoom_y, auto_zoom):
@@ -200,6 +297,7 @@ def build_demo(services: Services) -> gr.Blocks:
         comparison = services.upscale(image, scale, kind.startswith("High"), degradation)
         return _sr_outputs(comparison, scale, None if auto_zoom else (zoom_x, zoom_y), note)
 
+    @in_page
     @on_gpu()
     @user_errors
     def on_reconstruct(upload, layer, mode, iterations):
@@ -212,10 +310,6 @@ def build_demo(services: Services) -> gr.Blocks:
     def on_pick_style(event: gr.SelectData):
         return styles[event.index]
 
-    def on_style_change(style):
-        path = services.style_image(style) if style else None
-        return str(path) if path else None
-
     # --- layout -------------------------------------------------------------------------------
 
     with gr.Blocks(title="Perceptual Losses (Johnson et al. 2016)", delete_cache=(3600, 3600)) as demo:
@@ -223,33 +317,33 @@ def build_demo(services: Services) -> gr.Blocks:
             "# Perceptual losses for real-time style transfer and super-resolution\n"
             "A hands-on reproduction of Johnson, Alahi & Fei-Fei (ECCV 2016, "
             "[arXiv 1603.08155](https://arxiv.org/abs/1603.08155)): image transformation networks trained "
-            "with losses computed by a fixed VGG-16, compared with the methods they replace."
+            "with losses computed by a fixed VGG-16, compared with the methods they replace.",
+            elem_id="intro",
         )
-        status = gr.Markdown(services.status_line(), elem_id="status-line")
-        with gr.Accordion("Models: where each came from, or why it is unavailable", open=False):
-            gr.Dataframe(services.model_table(), headers=["model", "status", "source / reason"], interactive=False,
-                         wrap=True, elem_id="model-status")
 
-        with gr.Tab("Style transfer", id="style"):
+        with gr.Tab("Style transfer", id="style") as style_tab:
             timings = gr.State({})
             with gr.Row():
                 with gr.Column(scale=1):
                     content = UploadedImage(label="Content image", sources=["upload", "webcam", "clipboard"],
                                             type="filepath", height=300, elem_id="content-image")
                     if EXAMPLES:
-                        gr.Examples([[str(p)] for p in EXAMPLES], inputs=[content], label="Example photos")
-                with gr.Column(scale=1):
+                        gr.Examples([[str(p)] for p in EXAMPLES], inputs=[content], label="Example photos",
+                                    elem_id="content-examples")
+                with gr.Column(scale=1, elem_id="style-controls"):
                     thumbnails = [(str(services.style_image(s)), s) for s in styles if services.style_image(s)]
                     style_gallery = gr.Gallery(thumbnails, label="Trained styles (click to pick)", columns=5,
-                                               height=180, allow_preview=False, object_fit="cover", interactive=False)
+                                               height="auto", allow_preview=False, object_fit="cover", interactive=False,
+                                               elem_id="style-gallery", elem_classes="full-grid")
                     style = gr.Dropdown(styles, value=styles[0] if styles else None, label="Style",
                                         elem_id="style-choice")
-                    size = gr.Slider(128, 1024, value=default_size, step=32, label="Output size (longer side, px)")
-                    with gr.Accordion("Optimization (Gatys et al.) settings", open=False):
+                    size = gr.Slider(128, 1024, value=services.default_size, step=32, label="Output size (longer side, px)",
+                                     elem_id="output-size")
+                    with gr.Accordion("Optimization (Gatys et al.) settings", open=False, elem_id="gatys-settings"):
                         iterations = gr.Slider(10, 500, value=100, step=10, label="L-BFGS iterations")
                         custom_style = UploadedImage(label="Any style image (optimization only)", type="filepath",
                                                      height=160)
-                    with gr.Row():
+                    with gr.Row(elem_id="run-buttons"):
                         run_ff = gr.Button("Feed-forward network", variant="primary", elem_id="run-feedforward")
                         run_gatys = gr.Button("Optimization (Gatys)", elem_id="run-gatys")
                         stop_gatys = gr.Button("Stop", variant="stop", elem_id="stop-gatys")
@@ -261,11 +355,14 @@ def build_demo(services: Services) -> gr.Blocks:
             with gr.Row():
                 ff_note = gr.Markdown()
                 gatys_status = gr.Markdown(elem_id="gatys-status")
-            timing_table = gr.Dataframe(headers=TIMING_HEADERS, label="Timing (this device)", interactive=False,
-                                        wrap=True, elem_id="timing-table")
-            loss_plot = gr.LinePlot(x="iteration", y="log10 loss", color="term", height=220,
-                                    color_map={"total": "#d62728", "content": "#1f77b4", "style": "#ff7f0e"},
-                                    label="Optimization loss (log10, weighted terms)")
+            # Not wrapped: on a phone, wrapped columns are a few letters wide and break numbers.
+            timing_table = gr.Dataframe(headers=TIMING_HEADERS, interactive=False, elem_id="timing-table",
+                                        label="Timing on this device (speed-up: against a warm network pass at the "
+                                              "same size, timed right after the optimization)")
+            # No fixed height: with one, Gradio fits the chart to it and cuts off the legend below.
+            loss_plot = gr.LinePlot(x="iteration", y="log10 loss", color="term", x_axis_format="d",
+                                    color_map={"content": "#1f77b4", "style": "#ff7f0e", "TV": "#2ca02c"},
+                                    label="Optimization loss (log10, weighted terms)", elem_id="loss-plot")
 
         with gr.Tab("Live camera and video", id="live"):
             build_live_panel(services)
@@ -319,16 +416,21 @@ def build_demo(services: Services) -> gr.Blocks:
                 if EXAMPLES:
                     gr.Examples([[str(p)] for p in EXAMPLES[:2]], inputs=[recon_input])
 
+        # Below the tabs: a student needs the buttons first; a teacher finds the models here.
+        status = gr.Markdown(services.status_line(), elem_id="status-line")
+        with gr.Accordion("Models: where each came from, or why it is unavailable", open=False):
+            gr.Dataframe(services.model_table(), headers=["model", "status", "source / reason"], interactive=False,
+                         wrap=True, elem_id="model-status")
+
         # --- events ---------------------------------------------------------------------------
         style_gallery.select(on_pick_style, None, style, api_visibility="private")
-        style.change(on_style_change, style, None, api_visibility="private")
         run_ff.click(on_stylize, [content, style, size, timings], [ff_out, timing_table, timings, ff_note],
                      api_name="stylize", concurrency_limit=4, concurrency_id="feedforward")
-        gatys_event = run_gatys.click(
+        run_gatys.click(
             on_gatys, [content, style, custom_style, size, iterations, timings],
             [gatys_out, gatys_status, loss_plot, timing_table, timings],
             api_name="gatys", concurrency_limit=1, concurrency_id="optimization")
-        stop_gatys.click(None, None, None, cancels=[gatys_event], api_visibility="private")
+        stop_gatys.click(on_stop, None, None, queue=False, api_visibility="private")
         run_sr.click(on_upscale, [sr_input, kind, scale, degradation, zoom_x, zoom_y, auto_zoom],
                      [sr_gallery, sr_crops, sr_table, sr_note], api_name="upscale",
                      concurrency_limit=2, concurrency_id="feedforward")
@@ -336,6 +438,9 @@ def build_demo(services: Services) -> gr.Blocks:
                         [recon_out, recon_status], api_name="reconstruct", concurrency_limit=1,
                         concurrency_id="optimization")
         demo.load(services.status_line, None, status, api_visibility="private")
+    # The tabs' container exists once the Blocks are closed. On a phone, Gradio's default ("menu")
+    # hides every tab that does not fit behind "..."; wrapped, they all stay in sight.
+    style_tab.parent.overflow_behavior = "wrap"
     return demo
 
 
@@ -381,6 +486,6 @@ def _gallery_tab() -> None:
         elif section.get("images"):
             gr.Gallery([(str(GALLERY / item["file"]), item["caption"]) for item in section["images"]],
                        columns=section.get("columns", 4), height="auto", object_fit="contain",
-                       allow_preview=True, show_label=False)
+                       allow_preview=True, show_label=False, elem_classes="full-grid")
         if section.get("markdown"):
             gr.Markdown(section["markdown"])

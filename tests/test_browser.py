@@ -5,6 +5,7 @@ when PERCEPTUAL_SCREENSHOTS is set, copied there as artefacts.
 """
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def test_feedforward_stylisation_renders_at_the_right_size(page, shots):
     expect(output).to_be_visible(timeout=60_000)
     page.wait_for_function("() => document.querySelector('#feedforward-output img').naturalWidth > 0")
     assert _image_size(page, "#feedforward-output img") == (256, 256)  # 512 px photo, 256 px on a CPU
-    expect(page.locator("#timing-table")).to_contain_text("Feed-forward network")
+    expect(page.locator("#timing-table")).to_contain_text("Feed-forward")
     page.screenshot(path=str(shots / "style_feedforward.png"), full_page=True)
 
 
@@ -92,7 +93,14 @@ def test_super_resolution_shows_every_method_and_metrics(page, shots):
     page.screenshot(path=str(shots / "super_resolution.png"), full_page=True)
 
 
-def test_gatys_streams_and_stops_on_cancel(page, shots):
+ERROR_BADGES = "[data-testid=status-tracker] .error"  # what Gradio paints over outputs when an event fails
+
+
+def _output_src(page: Page, element: str) -> str:
+    return page.locator(f"{element} img").get_attribute("src")
+
+
+def test_gatys_streams_and_stop_keeps_the_last_image(page, shots):
     _upload(page, "#content-image", EXAMPLE)
     page.locator("#run-gatys").click()
     status = page.locator("#gatys-status")
@@ -102,11 +110,51 @@ def test_gatys_streams_and_stops_on_cancel(page, shots):
     expect(page.locator("#gatys-output img")).to_be_visible()
     page.screenshot(path=str(shots / "gatys_running.png"), full_page=True)
     page.locator("#stop-gatys").click()
-    page.wait_for_timeout(1500)
-    stopped = status.inner_text()
+    expect(status).to_contain_text(re.compile(r"Stopped at iteration \d+ / 100"), timeout=30_000)
+    stopped, image = status.inner_text(), _output_src(page, "#gatys-output")
     page.wait_for_timeout(4000)
-    assert status.inner_text() == stopped and "Done" not in stopped  # 100 iterations would take longer
+    assert status.inner_text() == stopped and _output_src(page, "#gatys-output") == image  # the run has ended
+    expect(page.locator(ERROR_BADGES)).to_have_count(0)
+    expect(page.locator("#timing-table")).to_contain_text("Gatys")
     page.screenshot(path=str(shots / "gatys_stopped.png"), full_page=True)
+
+
+def test_an_error_leaves_earlier_outputs_and_timings_in_place(page, shots, tmp_path):
+    _upload(page, "#content-image", EXAMPLE)
+    page.locator("#run-feedforward").click()
+    expect(page.locator("#timing-table")).to_contain_text("Feed-forward", timeout=60_000)
+    image, timing = _output_src(page, "#feedforward-output"), page.locator("#timing-table").inner_text()
+    page.locator("#content-image button[aria-label='Remove Image']").click()
+    path, expected = write_bad_inputs(tmp_path)["text_renamed"]
+    _upload(page, "#content-image", path)
+    page.locator("#run-feedforward").click()
+    expect(page.locator("[data-testid=toast-text]").last).to_contain_text(expected, timeout=60_000)
+    page.wait_for_timeout(1000)
+    assert _output_src(page, "#feedforward-output") == image
+    assert page.locator("#timing-table").inner_text() == timing
+    expect(page.locator(ERROR_BADGES)).to_have_count(0)
+    page.screenshot(path=str(shots / "error_keeps_outputs.png"), full_page=True)
+
+
+def test_phone_layout_has_every_tab_the_styles_and_the_run_button_on_the_first_screen(browser_context, app_url,
+                                                                                       shots):
+    page = browser_context.new_page()
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(app_url)
+    button = page.locator("#run-feedforward")
+    expect(button).to_be_visible(timeout=60_000)
+    page.wait_for_timeout(1000)  # the layout settles
+    box = button.bounding_box()
+    assert box["y"] + box["height"] <= 844, box
+    for tab in ("Style transfer", "Super-resolution", "Gallery", "How it works"):
+        expect(page.get_by_role("tab", name=tab)).to_be_visible()
+    thumbnails = page.locator("#style-gallery img")
+    assert thumbnails.count() >= 5
+    for index in range(thumbnails.count()):
+        thumbnail = thumbnails.nth(index).bounding_box()
+        assert thumbnail["x"] >= 0 and thumbnail["x"] + thumbnail["width"] <= 390 and thumbnail["y"] < 844, thumbnail
+    page.screenshot(path=str(shots / "phone_first_screen.png"))
+    page.close()
 
 
 def test_bad_uploads_give_a_result_or_a_clear_message(page, shots, tmp_path):
