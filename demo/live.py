@@ -109,9 +109,11 @@ def build_live_panel(services: Services) -> None:
         finally:  # Gradio has copied the result into its cache by the time the generator resumes
             shutil.rmtree(folder, ignore_errors=True)
 
-    gr.Markdown("The paper's point: one pass of the network is fast enough for video. Start the camera and the "
-                "stylised stream appears beside it; switch the style or the size at any time. Frames the server "
-                "cannot keep up with are skipped, so the picture stays current.")
+    gr.Markdown("The paper's point: one pass of the network is fast enough for video. Open the camera and press "
+                "**Record**: the stylised stream appears beside it; switch the style or the size at any time. Frames "
+                "the server cannot keep up with are skipped, so the picture stays current. A stream stops after "
+                f"{LIVE_TIME_LIMIT // 60} minutes (press Record again); at most {LIVE_STREAMS} run at once, and "
+                "later ones wait their turn.")
     with gr.Row():
         camera = LiveCamera(sources=["webcam"], streaming=True, label="Camera", elem_id="live-camera", height=360,
                             min_width=320)
@@ -126,7 +128,7 @@ def build_live_panel(services: Services) -> None:
         server_stats = gr.Markdown(elem_id="live-server")
     camera.stream(on_frame, [camera, style, size], [output, server_stats], stream_every=STREAM_EVERY,
                   time_limit=LIVE_TIME_LIMIT, concurrency_limit=LIVE_STREAMS, concurrency_id="live",
-                  show_progress="hidden", api_visibility="private")
+                  show_progress="minimal", show_progress_on=[output], api_visibility="private")
 
     with gr.Accordion("Video file", open=True):
         gr.Markdown(f"Upload an mp4, webm or mov clip (up to {MAX_VIDEO_SECONDS} s are stylised, "
