@@ -87,8 +87,10 @@ def test_resume_continues_the_same_run(tiny_photos, tmp_path):
 def test_time_budget_saves_and_stops(tiny_photos, tmp_path, capsys):
     task = SuperResolutionTask(scale=4, loss="pixel", patch_size=32)
     saved = train(task, _settings(tiny_photos, tmp_path / "budget", iterations=1000, max_minutes=1e-6))
-    assert saved is None  # not finished: no final model, but a checkpoint to resume from
-    assert json.loads((tmp_path / "budget" / "checkpoint.json").read_text())["step"] == 1
+    assert json.loads((tmp_path / "budget" / "checkpoint.json").read_text())["step"] == 1  # to resume from
+    training = json.loads(saved.with_suffix(".json").read_text())["training"]  # and the network so far, usable
+    assert training["iterations"] == 1 and training["planned_iterations"] == 1000 and not training["finished"]
+    assert from_pretrained(saved)[0](torch.rand(1, 3, 8, 8)).shape == (1, 3, 32, 32)
     captured = capsys.readouterr()
     assert "--max-minutes reached at step 1" in captured.out + captured.err
 
@@ -105,6 +107,27 @@ def test_torchrun_two_processes_on_gloo(tiny_photos, tmp_path):
     config = json.loads((run_dir / "model.json").read_text())
     assert config["training"]["processes"] == 2 and config["training"]["iterations"] == 4
     assert [r["step"] for r in _log(run_dir)] == [1, 2, 3, 4]  # one log, not two interleaved
+
+
+def test_gpu_styles_job_with_a_tiny_budget_on_the_cpu(tiny_photos, tmp_path):
+    """The GPU job's plumbing: styles trained side by side, one tar each, unpacked into a loadable bundle."""
+    from train.gpu_styles import main as gpu_styles
+    from train.gpu_styles import unpack
+
+    out = tmp_path / "out"
+    gpu_styles(["--data", str(tiny_photos), "--style-dir", str(STYLES), "--styles", "starry_night", "wave",
+                "--out", str(out), "--work", str(tmp_path / "runs"), "--iterations", "3", "--image-size", "32",
+                "--device", "cpu", "--minutes", "10", "--", "--threads", "1", "--style-size", "64",
+                "--vgg-weights", str(VGG_FILE)])
+    assert sorted(p.name for p in out.iterdir()) == ["style_starry_night.tar", "style_wave.tar", "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["wave"]["iterations"] == 3 and summary["wave"]["finished"]
+    bundle = tmp_path / "bundle"
+    assert unpack(sorted(out.glob("style_*.tar")), bundle) == ["starry_night", "wave"]
+    model, config = from_pretrained(bundle / "style" / "wave.safetensors")
+    assert config["dtype"] == "float16" and config["task"]["image_size"] == 32
+    assert model(torch.rand(1, 3, 20, 24)).shape == (1, 3, 20, 24)
+    assert "style/wave.safetensors" in json.loads((bundle / "manifest.json").read_text())["files"]
 
 
 def test_train_command_line_help():

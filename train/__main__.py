@@ -36,6 +36,8 @@ def _common(parser: argparse.ArgumentParser, iterations: int, batch_size: int, l
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "none"],
                         help="bf16 autocast (auto: on CUDA only)")
+    parser.add_argument("--compile", default="auto", choices=["auto", "on", "off"],
+                        help="torch.compile the networks (auto: on CUDA only)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--val-every", type=int, default=200, help="render the validation image every N steps")
@@ -97,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     settings = LoopSettings(
         data=args.data, run_dir=args.run_dir, iterations=args.iterations, batch_size=args.batch_size,
-        lr=args.lr, lr_schedule=args.lr_schedule, seed=args.seed, device=args.device, amp=args.amp, threads=args.threads,
+        lr=args.lr, lr_schedule=args.lr_schedule, seed=args.seed, device=args.device, amp=args.amp, compile=args.compile,
+        threads=args.threads,
         log_every=args.log_every, val_every=args.val_every, checkpoint_every=args.checkpoint_every,
         max_minutes=args.max_minutes, resume=args.resume, extra={"note": args.note} if args.note else {},
     )

@@ -44,6 +44,7 @@ class LoopSettings:
     seed: int = 0
     device: str = "auto"
     amp: str = "auto"  # "bf16" | "none" | "auto" (bf16 on CUDA only)
+    compile: str = "auto"  # torch.compile the network and the loss network: "on" | "off" | "auto" (CUDA only)
     threads: int = 0
     log_every: int = 10
     val_every: int = 200
@@ -155,7 +156,10 @@ def learning_rate(settings: LoopSettings, step: int) -> float:
 
 
 def train(task: Any, settings: LoopSettings) -> Path | None:
-    """Run (or resume) training; returns the saved model path on rank 0 when the run finished."""
+    """Run (or resume) training; returns the saved model path on rank 0 (None on other ranks, or if no step ran).
+
+    A run stopped by `max_minutes` saves its network too, with `finished: false` in the config.
+    """
     if settings.threads:
         torch.set_num_threads(settings.threads)
     torch.set_flush_denormal(True)  # saturated tanh outputs produce denormals that crawl on CPUs
@@ -182,6 +186,11 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
     rows = _read_log(run_dir / "log.csv", start_step) if settings.resume else []
 
     trained = nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
+    if settings.compile == "on" or (settings.compile == "auto" and device.type == "cuda"):
+        # Worth its start-up time on a GPU, where VGG's convolutions otherwise wait on Python.
+        trained = torch.compile(trained)
+        if getattr(loss_fn, "network", None) is not None:
+            loss_fn.network = torch.compile(loss_fn.network)
     data = PhotoBatches(
         settings.data, task.crop, settings.batch_size, task.rescale_crops, settings.seed, rank, world_size
     )
@@ -250,13 +259,15 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
     saved = None
     if rank == 0 and rows:
         plot_losses(rows, run_dir / "loss.png", f"{run_dir.name} ({step} iterations)")
-    if rank == 0 and step >= settings.iterations:
+    if rank == 0 and step > start_step:
+        # Also when --max-minutes stopped the run early: the network so far is usable (and resumable).
         last = rows[-5:]
         config = {
             **architecture,
             "task": task.settings(),
             "training": {
-                "iterations": step, "batch_size_per_process": settings.batch_size, "processes": world_size,
+                "iterations": step, "planned_iterations": settings.iterations, "finished": step >= settings.iterations,
+                "batch_size_per_process": settings.batch_size, "processes": world_size,
                 "optimizer": f"Adam lr {settings.lr} ({settings.lr_schedule})", "seed": settings.seed, "device": str(device),
                 "bf16": use_bf16, "data": [str(d) for d in settings.data], "photos": len(data.images),
                 "seconds": round(seconds, 1), **settings.extra,

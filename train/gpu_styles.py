@@ -1,0 +1,121 @@
+"""Train every bundled style at the paper's settings on one lent GPU, inside one device call.
+
+    # here: the photos and styles travel in an ignored folder (the VGG copy is in the repository)
+    mkdir -p .gpu && cp -r ../shared/gpu_bundle/train ../shared/gpu_bundle/styles .gpu/
+    # on the GPU machine (device tool: carry [".gpu"], timeout_s 600):
+    python -m train.gpu_styles --data .gpu/train --style-dir .gpu/styles --out "$OUT" --minutes 8
+    # back here: into the bundled copy (manifest and repo card rewritten)
+    python -m train.gpu_styles --unpack /path/to/files/style_*.tar --to perceptual_models/weights
+
+All styles train at once, one process each on the same GPU (one alone leaves most of an H100 idle):
+the paper's 256 px crops and batch 4, bf16, channels_last and torch.compile (the loop's CUDA
+defaults), for `--iterations` or until `--minutes` pass, whichever comes first. Each finished network
+is exported like `hub export` does (fp16, JSON config, model card) and packed with its loss log into
+`$OUT/style_<name>.tar`: the device tool returns at most 8 files of 16 MiB each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from perceptual_models.publish import STYLE_SOURCES, export_model, prepare_repo
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def launch(style: Path, run_dir: Path, args: argparse.Namespace) -> subprocess.Popen:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable, "-m", "train", "style", "--style", str(style), "--run-dir", str(run_dir),
+        "--data", *args.data, "--iterations", str(args.iterations), "--image-size", str(args.image_size),
+        "--batch-size", "4", "--device", args.device, "--max-minutes", str(args.minutes),
+        "--log-every", "50", "--val-every", str(max(args.iterations // 4, 1)), "--checkpoint-every", "2000",
+        "--note", (f"{args.device} run of train.gpu_styles: {args.image_size} px crops, batch 4, "
+                   f"{args.minutes} min budget"), *args.train_args,
+    ]
+    log = (run_dir / "train.log").open("w")
+    return subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+
+
+def pack(name: str, run_dir: Path, out: Path) -> dict:
+    """Export the run as style/<name> (fp16 + config + card) and tar it with its log and loss curve."""
+    path = export_model(run_dir / "model.safetensors", f"style/{name}", run_dir / "export")
+    config = json.loads(path.with_suffix(".json").read_text())
+    with tarfile.open(out / f"style_{name}.tar", "w") as tar:
+        for suffix in (".safetensors", ".json", ".md"):
+            tar.add(path.with_suffix(suffix), arcname=f"style/{name}{suffix}")
+        for extra in ("log.csv", "loss.png", "train.log"):
+            if (run_dir / extra).is_file():
+                tar.add(run_dir / extra, arcname=f"runs/{name}/{extra}")
+    return {"iterations": config["training"]["iterations"], "seconds": config["training"]["seconds"],
+            "finished": config["training"]["finished"], "final_losses": config["final_losses"]}
+
+
+def train_all(args: argparse.Namespace) -> dict:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(args.work or tempfile.mkdtemp(prefix="gpu_styles_"))  # not in $OUT: only 8 files come back
+    runs = {name: work / name for name in args.styles}
+    started = time.monotonic()
+    processes = {name: launch(Path(args.style_dir) / f"{name}.jpg", runs[name], args) for name in args.styles}
+    summary = {}
+    for name, process in processes.items():
+        code = process.wait()
+        if code != 0 or not (runs[name] / "model.safetensors").is_file():
+            tail = (runs[name] / "train.log").read_text()[-1500:]
+            summary[name] = {"error": f"exit code {code}", "log_tail": tail}
+            print(f"{name}: failed (exit {code})\n{tail}", file=sys.stderr)
+            continue
+        summary[name] = pack(name, runs[name], out)
+        print(f"{name}: {summary[name]['iterations']} iterations in {summary[name]['seconds']} s", flush=True)
+    summary["_wall_seconds"] = round(time.monotonic() - started, 1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def unpack(tars: list[Path], folder: Path) -> list[str]:
+    """Extract the style/<name>.* files of each tar into a Hub-layout folder, then rewrite its manifest."""
+    names = []
+    for path in tars:
+        with tarfile.open(path) as tar:
+            members = [m for m in tar.getmembers() if m.isfile() and m.name.startswith("style/")]
+            tar.extractall(folder, members=members, filter="data")
+            names += sorted({Path(m.name).stem for m in members})
+    prepare_repo(folder)
+    return names
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m train.gpu_styles", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", nargs="+", default=[str(REPO / ".gpu" / "train")])
+    parser.add_argument("--style-dir", default=str(REPO / ".gpu" / "styles"))
+    parser.add_argument("--styles", nargs="+", default=sorted(STYLE_SOURCES))
+    parser.add_argument("--out", default=None, help="where the tars and summary.json go ($OUT on the device)")
+    parser.add_argument("--work", default=None, help="run folders (default: a temporary folder)")
+    parser.add_argument("--iterations", type=int, default=40000, help="upper bound; --minutes usually ends first")
+    parser.add_argument("--minutes", type=float, default=8.0, help="training budget of every process")
+    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--unpack", nargs="+", type=Path, default=None, help="style_<name>.tar files to bundle")
+    parser.add_argument("--to", type=Path, default=REPO / "perceptual_models" / "weights")
+    parser.add_argument("train_args", nargs=argparse.REMAINDER, help="after --: more `python -m train style` options")
+    args = parser.parse_args(argv)
+    args.train_args = [a for a in args.train_args if a != "--"]
+    if args.unpack:
+        print("bundled:", ", ".join(unpack(args.unpack, args.to)))
+        return
+    if not args.out:
+        parser.error("--out is required to train")
+    train_all(args)
+
+
+if __name__ == "__main__":
+    main()
