@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from demo.build_gallery import table1_markdown
+from perceptual_models.image_io import degrade, load_image, resize_longer_side
 from perceptual_models.inference import Runner, cpu_has_bf16, pick_device, upscale
 from perceptual_models.metrics import psnr
 from perceptual_models.networks import SRCNN, SRNet, TransformerNet, save_pretrained
 
-from conftest import REPO
+from conftest import REPO, TRAIN_DATA
 
 CPU = torch.device("cpu")
 
@@ -54,6 +55,21 @@ def test_upscale_methods_and_timing():
         assert out.shape == (1, 3, 11 * net.scale, 13 * net.scale) and seconds > 0
     with pytest.raises(ValueError, match="needs a loaded model"):
         upscale(lr, "feat", 4)
+
+
+@pytest.mark.parametrize("name", ["sr/x4_pixel", "sr/x8_pixel", "srcnn/x4"])
+@pytest.mark.parametrize("precision", ["exact", "fast"])
+def test_strips_join_without_seams(name, precision):
+    """A photo's LR version upscaled in four strips equals one whole pass (a seam would be a band of errors)."""
+    runner = Runner.load(name, CPU, precision)
+    scale = runner.config["params"]["scale"]
+    photo = resize_longer_side(load_image(TRAIN_DATA / "urban100" / "img_020.jpg"), 96 * scale)
+    lr = degrade(photo[..., : 71 * scale, :], scale, 0.0)  # 96x71: 4 strips of 18 rows (17 in the last), each
+    # shorter than its margins
+    whole = runner(lr)
+    strips, _ = upscale(lr, "pixel", scale, runner, strip_pixels=lr.numel() // 3 * scale**2 // 4 + 1)
+    assert strips.shape == whole.shape == (1, 3, 71 * scale, 96 * scale)
+    assert (strips - whole).abs().max() <= 1e-6  # too small a margin: ~1e-6 (exact) or ~1e-3 (bf16) off
 
 
 def test_cuda_request_without_a_gpu_is_clear():
