@@ -93,7 +93,7 @@ def in_page(fn: Callable) -> Callable:
     def from_api(request: gr.Request | None) -> bool:
         return request is None or request.headers.get("x-gradio-user") == "api"
 
-    if inspect.isgeneratorfunction(fn):
+    if inspect.isgeneratorfunction(inspect.unwrap(fn)):  # unwrapped: `spaces.GPU` may hide it
         @functools.wraps(fn)
         def wrapper(*args: Any):
             try:
