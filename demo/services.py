@@ -24,13 +24,14 @@ from perceptual_models.image_io import (
     cap_pixels,
     crop_to_multiple,
     degrade,
+    frame_count,
     load_image,
     quantize,
     resize_longer_side,
 )
-from perceptual_models.inference import SR_METHODS, Runner, device_name, pick_device, sr_model_name, upscale
+from perceptual_models.inference import SR_LABELS, SR_METHODS, Runner, device_name, pick_device, sr_model_name, upscale
 from perceptual_models.losses import PAPER_STYLE_LAYERS
-from perceptual_models.metrics import psnr, ssim
+from perceptual_models.metrics import Reference
 from perceptual_models.vgg import WEIGHTS_ENV, LossNetwork, LossNetworkUnavailable, load_loss_network
 
 # Uploads bigger than this are downscaled first (with a note in the UI), whatever the size asked.
@@ -59,11 +60,11 @@ class ModelStatus:
 @dataclass
 class SRResult:
     method: str
-    image: torch.Tensor | None
-    seconds: float | None = None
-    psnr: float | None = None
+    image: torch.Tensor
+    seconds: float  # the method alone (network or bicubic)
+    psnr: float | None = None  # inf when the output equals the original
     ssim: float | None = None
-    error: str = ""
+    metrics_seconds: float | None = None  # PSNR and SSIM of this output
 
 
 @dataclass
@@ -72,6 +73,16 @@ class SRComparison:
     original: torch.Tensor | None
     results: list[SRResult] = field(default_factory=list)
     note: str = ""
+    metrics_seconds: float = 0.0  # all PSNR/SSIM work, preparing the original included
+
+
+@dataclass
+class SRStep:
+    """Where a comparison is: `done` of `total` steps finished, `text` says what runs now."""
+
+    done: int
+    total: int
+    text: str
 
 
 class Services:
@@ -196,15 +207,18 @@ class Services:
 
     @staticmethod
     def read_image(source: ImageSource | None, what: str = "an image", min_side: int = 8) -> tuple[torch.Tensor, str]:
-        """Decode an upload; huge images are downscaled (returned note says so)."""
+        """Decode an upload; huge images are downscaled and animations give their first frame (the note says so)."""
         if source is None:
             raise UserError(f"Please upload {what} first.")
         image = load_image(source, min_side=min_side)
         image, shrunk = cap_pixels(image, MAX_INPUT_PIXELS)
-        note = ""
+        notes = []
+        if (frames := frame_count(source)) > 1:
+            notes.append(f"The upload is an animation: the first frame of {frames} was used.")
         if shrunk:
-            note = f"The upload was downscaled to {image.shape[-1]}x{image.shape[-2]} (limit {MAX_INPUT_PIXELS / 1e6:.0f} MP)."
-        return image, note
+            notes.append(f"The upload was downscaled to {image.shape[-1]}x{image.shape[-2]} "
+                         f"(limit {MAX_INPUT_PIXELS / 1e6:.0f} MP).")
+        return image, " ".join(notes)
 
     # --- style transfer -------------------------------------------------------------------
 
@@ -264,9 +278,17 @@ class Services:
 
     # --- super-resolution -----------------------------------------------------------------
 
-    def upscale(self, image: torch.Tensor, scale: int, is_high_res: bool, degradation: str) -> SRComparison:
-        """Every SR method on the same low-resolution input, with metrics when the original is known."""
-        note = ""
+    def sr_methods(self, scale: int) -> list[str]:
+        """The SR methods that have a loaded model at `scale` (bicubic needs none), in the paper's order."""
+        return [m for m in SR_METHODS if m == "bicubic" or sr_model_name(m, scale) in self.runners]
+
+    def upscale(
+        self, image: torch.Tensor, scale: int, is_high_res: bool, degradation: str,
+    ) -> Iterator[SRStep | SRComparison]:
+        """Every SR method that has a model at `scale` on the same low-resolution input, with PSNR/SSIM
+        when the original is known. Yields an `SRStep` before each step (a method, its metrics), then
+        the `SRComparison`."""
+        notes = []
         if is_high_res:
             original = crop_to_multiple(image, scale)
             if min(original.shape[-2:]) < 8 * scale:
@@ -276,27 +298,35 @@ class Services:
             original, low_res = None, image
             if max(image.shape[-2:]) * scale > MAX_SR_OUTPUT_SIDE:
                 low_res = resize_longer_side(image, MAX_SR_OUTPUT_SIDE // scale)
-                note = (f"The low-resolution input was downscaled to {low_res.shape[-1]}x{low_res.shape[-2]} "
-                        f"so that the x{scale} output stays within {MAX_SR_OUTPUT_SIDE} px.")
-        comparison = SRComparison(low_res, original, note=note)
-        for method in SR_METHODS:
-            comparison.results.append(self._upscale_one(low_res, method, scale, original))
-        return comparison
-
-    def _upscale_one(self, low_res: torch.Tensor, method: str, scale: int, original: torch.Tensor | None) -> SRResult:
-        runner = None
-        if method != "bicubic":
-            name = sr_model_name(method, scale)
-            runner = self.runners.get(name)
-            if runner is None:
-                status = self.models.get(name)
-                return SRResult(method, None, error=status.error if status else "not trained")
-        out, seconds = upscale(low_res, method, scale, runner)
-        out = quantize(out)  # what an 8-bit file of the result holds, as in evaluate-sr
-        result = SRResult(method, out, seconds)
+                notes.append(f"The low-resolution input was downscaled to {low_res.shape[-1]}x{low_res.shape[-2]} "
+                             f"so that the x{scale} output stays within {MAX_SR_OUTPUT_SIDE} px.")
+        methods = self.sr_methods(scale)
+        left_out = [SR_LABELS[m] for m in SR_METHODS if m not in methods]
+        if left_out:
+            names = " or ".join(f"“{label}”" for label in left_out)
+            notes.append(f"No {names} model is available for x{scale}, so the comparison leaves "
+                         f"{'it' if len(left_out) == 1 else 'them'} out.")
+        comparison = SRComparison(low_res, original, note=" ".join(notes))
         if original is not None:
-            result.psnr, result.ssim = psnr(out, original, scale), ssim(out, original, scale)
-        return result
+            start = time.perf_counter()
+            reference = Reference(original, border=scale)  # the original's share of the metrics, once
+            comparison.metrics_seconds = time.perf_counter() - start
+        per_method = 2 if original is not None else 1
+        total = len(methods) * per_method
+        for index, method in enumerate(methods):
+            label, counter = SR_LABELS[method], f"(method {index + 1} of {len(methods)})"
+            yield SRStep(index * per_method, total, f"{label} {counter}")
+            runner = self.runners[sr_model_name(method, scale)] if method != "bicubic" else None
+            out, seconds = upscale(low_res, method, scale, runner)
+            result = SRResult(method, quantize(out), seconds)  # as an 8-bit file holds it, as in evaluate-sr
+            comparison.results.append(result)
+            if original is not None:
+                yield SRStep(index * per_method + 1, total, f"PSNR and SSIM of {label} {counter}")
+                start = time.perf_counter()
+                result.psnr, result.ssim = reference.psnr_ssim(result.image)
+                result.metrics_seconds = time.perf_counter() - start
+                comparison.metrics_seconds += result.metrics_seconds
+        yield comparison
 
 
 def origin_in_words(origin: str) -> str:

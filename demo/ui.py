@@ -37,7 +37,7 @@ from perceptual_models.losses import PAPER_STYLE_LAYERS
 from .components import UploadedImage
 from .gpu import on_gpu
 from .live import build_live_panel
-from .services import DEGRADATIONS, Services, SRComparison, UserError, log
+from .services import DEGRADATIONS, Services, SRComparison, SRStep, UserError, log
 
 HERE = Path(__file__).parent
 EXAMPLES = sorted((HERE / "examples").glob("*.jpg"))
@@ -47,7 +47,13 @@ PAGE_ASSETS = {"css_paths": [HERE / "style.css"], "js": (HERE / "page.js").read_
 OUTPUTS = Path(tempfile.gettempdir()) / "perceptual-losses-outputs"
 # What a student compares comes first: on a phone the columns after them are a sideways scroll away.
 TIMING_HEADERS = ["method", "seconds", "speed-up", "size (px)", "device"]
-SR_HEADERS = ["method", "PSNR (dB)", "SSIM", "seconds", "note"]
+SR_HEADERS = ["method", "PSNR (dB)", "SSIM", "seconds", "PSNR/SSIM seconds"]
+SR_HIGH_RES, SR_LOW_RES = "High-resolution: make the low-res input, show PSNR/SSIM", "Low-resolution: just upscale it"
+# (photo, kind, scale): the 512 px photos as originals at x4 (a 128 px low-res input, as Set5's are),
+# and as low-res inputs (outputs up to 2048 px), so every example shows the methods apart.
+SR_EXAMPLES = [("astronaut.jpg", SR_HIGH_RES, "x4"), ("coffee.jpg", SR_LOW_RES, "x4"),
+               ("chelsea.jpg", SR_HIGH_RES, "x4"), ("rocket.jpg", SR_LOW_RES, "x8")]
+ZOOM_SIDE = 128  # output pixels of the zoomed region, shown twice as large
 GATYS_DEFAULTS = GatysSettings()
 
 
@@ -189,16 +195,18 @@ def _prune_outputs(max_age_seconds: float = 3600.0) -> None:
             pass
 
 
-def _zoom(image: torch.Tensor, box: tuple[int, int, int, int], size: int = 192) -> str:
+def _zoom(image: torch.Tensor, box: tuple[int, int, int, int]) -> str:
+    """The region, enlarged twice with square pixels (so that it is a zoom at any output size)."""
     top, left, height, width = box
     crop = image[..., top : top + height, left : left + width]
-    return _as_file(to_pil(crop).resize((size, round(size * height / width)), Image.NEAREST))
+    return _as_file(to_pil(crop).resize((2 * width, 2 * height), Image.NEAREST))
 
 
-def _detail_box(image: torch.Tensor, fraction: float, centre: tuple[float, float] | None) -> tuple[int, int, int, int]:
-    """A square crop: at `centre` (0-1 coordinates) or, if None, where the image has most detail."""
+def _detail_box(image: torch.Tensor, centre: tuple[float, float] | None) -> tuple[int, int, int, int]:
+    """A square crop of ZOOM_SIDE pixels (less in small images): at `centre` (0-1 coordinates) or,
+    if None, where the image has most detail."""
     height, width = image.shape[-2:]
-    side = max(8, int(min(height, width) * fraction))
+    side = max(8, min(ZOOM_SIDE, min(height, width) // 2))
     if centre is None:
         gray = image.mean(dim=1, keepdim=True)
         energy = (gray[..., 1:, :-1] - gray[..., :-1, :-1]).abs() + (gray[..., :-1, 1:] - gray[..., :-1, :-1]).abs()
@@ -288,14 +296,28 @@ def build_demo(services: Services) -> gr.Blocks:
         if stop is not None:
             stop.set()
 
-    @in_page
     @on_gpu()
     @user_errors
-    def on_upscale(upload, kind, scale, degradation, zoom_x, zoom_y, auto_zoom):
+    def upscale_job(upload, kind, scale, degradation, zoom_x, zoom_y, auto_zoom):
+        """Yields an `SRStep` before each step, then the outputs (as plain values: on ZeroGPU they
+        cross from a worker process)."""
         image, note = services.read_image(upload, "an image", min_side=4)
-        scale = int(scale.removeprefix("x"))
-        comparison = services.upscale(image, scale, kind.startswith("High"), degradation)
-        return _sr_outputs(comparison, scale, None if auto_zoom else (zoom_x, zoom_y), note)
+        factor = int(scale.removeprefix("x"))
+        for update in services.upscale(image, factor, kind == SR_HIGH_RES, degradation):
+            if isinstance(update, SRStep):
+                yield update
+            else:
+                yield _sr_outputs(update, factor, None if auto_zoom else (zoom_x, zoom_y), note)
+
+    @in_page
+    def on_upscale(upload, kind, scale, degradation, zoom_x, zoom_y, auto_zoom,
+                   progress=gr.Progress(), request: gr.Request = None):  # noqa: B008 - how Gradio passes a tracker
+        """Runs `upscale_job`, showing its steps (method i of n, then its PSNR/SSIM) as progress."""
+        for update in upscale_job(upload, kind, scale, degradation, zoom_x, zoom_y, auto_zoom):
+            if isinstance(update, SRStep):
+                progress((update.done, update.total), desc=update.text, unit="steps")
+            else:
+                return update
 
     @in_page
     @on_gpu()
@@ -371,12 +393,8 @@ def build_demo(services: Services) -> gr.Blocks:
             with gr.Row():
                 with gr.Column():
                     sr_input = UploadedImage(label="Image", type="filepath", height=300, elem_id="sr-input")
-                    if EXAMPLES:
-                        gr.Examples([[str(p)] for p in EXAMPLES], inputs=[sr_input], label="Example photos")
                 with gr.Column():
-                    kind = gr.Radio(["High-resolution: make the low-res input, show PSNR/SSIM",
-                                     "Low-resolution: just upscale it"],
-                                    value="High-resolution: make the low-res input, show PSNR/SSIM", label="The image is")
+                    kind = gr.Radio([SR_HIGH_RES, SR_LOW_RES], value=SR_HIGH_RES, label="The image is")
                     scale = gr.Radio(["x4", "x8"], value="x4", label="Scale")
                     degradation = gr.Radio(list(DEGRADATIONS), value="bicubic", label="How the low-res input is made",
                                            info="bicubic: the benchmark protocol (28.43 dB on Set5). "
@@ -386,10 +404,16 @@ def build_demo(services: Services) -> gr.Blocks:
                         zoom_x = gr.Slider(0, 1, value=0.5, label="Crop position x")
                         zoom_y = gr.Slider(0, 1, value=0.5, label="Crop position y")
                     run_sr = gr.Button("Upscale with every method", variant="primary", elem_id="run-sr")
-            sr_note = gr.Markdown()
-            sr_gallery = gr.Gallery(label="Results", columns=5, height=330, object_fit="contain", elem_id="sr-results")
-            sr_crops = gr.Gallery(label="The same region, zoomed", columns=5, height=260, object_fit="contain",
-                                  elem_id="sr-crops")
+            examples = [[str(HERE / "examples" / name), kind_, scale_] for name, kind_, scale_ in SR_EXAMPLES
+                        if (HERE / "examples" / name).is_file()]
+            if examples:
+                gr.Examples(examples, inputs=[sr_input, kind, scale], label="Examples (then press Upscale)",
+                            elem_id="sr-examples")
+            sr_note = gr.Markdown(elem_id="sr-note")
+            sr_gallery = gr.Gallery(label="Results", columns=5, height="auto", object_fit="contain",
+                                    elem_id="sr-results", elem_classes="full-grid")
+            sr_crops = gr.Gallery(label="The same region, zoomed", columns=6, height="auto", object_fit="contain",
+                                  elem_id="sr-crops", elem_classes="full-grid")
             sr_table = gr.Dataframe(headers=SR_HEADERS, label="Metrics (Y channel, border = scale)",
                                     interactive=False, elem_id="sr-metrics")
 
@@ -445,29 +469,37 @@ def build_demo(services: Services) -> gr.Blocks:
 
 
 def _sr_outputs(comparison: SRComparison, scale: int, centre: tuple[float, float] | None, note: str):
+    """Results gallery, zoomed crops, metrics table and notes of a comparison, as plain values."""
     reference = comparison.original if comparison.original is not None else comparison.results[0].image
-    box = _detail_box(reference, 0.25, centre)
-    gallery, crops, rows = [], [], []
+    box = _detail_box(reference, centre)
     nearest = torch.nn.functional.interpolate(comparison.low_res, scale_factor=scale, mode="nearest")
-    crops.append((_zoom(nearest, box), f"input ({_size_text(comparison.low_res)}), pixels enlarged"))
+    gallery, crops, rows = [], [(_zoom(nearest, box), f"Input, pixels x{scale}")], []
     for result in comparison.results:
         label = SR_LABELS[result.method]
-        if result.image is None:
-            rows.append([label, "", "", "", f"unavailable: {result.error}"])
-            continue
-        caption = label + (f": {result.psnr:.2f} dB" if result.psnr is not None else "")
-        gallery.append((_as_file(result.image), caption))
+        measured = result.psnr is not None
+        gallery.append((_as_file(result.image), f"{label}: {_psnr_text(result.psnr, ' dB')}" if measured else label))
         crops.append((_zoom(result.image, box), label))
-        rows.append([label, f"{result.psnr:.2f}" if result.psnr is not None else "-",
-                     f"{result.ssim:.4f}" if result.ssim is not None else "-", f"{result.seconds:.3f}", ""])
+        rows.append([label, _psnr_text(result.psnr) if measured else "-", f"{result.ssim:.4f}" if measured else "-",
+                     f"{result.seconds:.3f}", f"{result.metrics_seconds:.3f}" if measured else "-"])
     if comparison.original is not None:
-        gallery.append((_as_file(comparison.original), "Original (ground truth)"))
+        gallery.append((_as_file(comparison.original), "Original"))
         crops.append((_zoom(comparison.original, box), "Original"))
     top, left, height, width = box
+    output = comparison.results[0].image
     notes = [note, comparison.note,
-             (f"Low-resolution input: {_size_text(comparison.low_res)} px; output x{scale}. "
-              f"Zoomed region: {width}x{height} px at ({left}, {top}).")]
+             (f"Low-resolution input {_size_text(comparison.low_res)} px, output x{scale} {_size_text(output)} px; "
+              f"zoomed: the {width}x{height} px region at ({left}, {top})."),
+             f"Time: the methods {sum(r.seconds for r in comparison.results):.1f} s"
+             + (f", PSNR/SSIM {comparison.metrics_seconds:.1f} s (on Y, border {scale} px)."
+                if comparison.original is not None else ".")]
+    if any(r.psnr == math.inf for r in comparison.results):
+        notes.append("“identical”: the output equals the original (on Y, inside the border), so PSNR is "
+                     "infinite. The image has too little detail to tell the methods apart.")
     return gallery, crops, pd.DataFrame(rows, columns=SR_HEADERS), "\n\n".join(filter(None, notes))
+
+
+def _psnr_text(value: float, unit: str = "") -> str:
+    return "identical" if value == math.inf else f"{value:.2f}{unit}"
 
 
 def _gallery_tab() -> None:

@@ -124,6 +124,20 @@ def open_rgb(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nd
         raise ImageError(f"The image file is damaged or truncated ({exc}).") from None
 
 
+def frame_count(source: ImageSource) -> int:
+    """How many frames an image holds: an animated GIF, WebP or APNG has several, of which the
+    project uses the first. 1 for arrays, and for files PIL cannot open (`load_image` says why)."""
+    if isinstance(source, np.ndarray):
+        return 1
+    if isinstance(source, Image.Image):
+        return getattr(source, "n_frames", 1)
+    try:
+        with _open(source) as img:
+            return getattr(img, "n_frames", 1)
+    except (ImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError, EOFError):
+        return 1
+
+
 def to_tensor(array: np.ndarray) -> torch.Tensor:
     """HxWx3 float array in [0, 1] to the project's (1, 3, H, W) float32 tensor."""
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).permute(2, 0, 1)[None]

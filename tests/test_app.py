@@ -13,6 +13,7 @@ from PIL import Image
 from demo.app_process import REPO, running_app
 from demo.services import origin_in_words
 from perceptual_models import hub
+from perceptual_models.inference import SR_LABELS, SR_METHODS, sr_model_name
 
 from bad_inputs import write_bad_inputs
 from conftest import VGG_FILE
@@ -81,21 +82,26 @@ def test_upscale_compares_every_method_with_metrics(client):
     results, crops, metrics, note = client.predict(handle_file(str(EXAMPLE)), HIGH_RES, "x4", "bicubic", 0.5, 0.5,
                                                    True, api_name="/upscale")
     captions = [item["caption"] for item in results]
-    assert len(results) == 5 and captions[-1] == "Original (ground truth)"
+    assert len(results) == 5 and captions[-1] == "Original" and re.fullmatch(r"Bicubic: \d+\.\d\d dB", captions[0])
     assert {Image.open(item["image"]).size for item in results} == {(512, 512)}
     rows = _table(metrics)
     assert [r["method"] for r in rows] == ["Bicubic", "SRCNN-style", "Ours, l_pixel", "Ours, l_feat"]
     assert all(20 < float(r["PSNR (dB)"]) < 50 and 0 < float(r["SSIM"]) <= 1 for r in rows)
-    assert len(crops) == 6 and "128x128" in note
+    assert all(float(r["seconds"]) > 0 and float(r["PSNR/SSIM seconds"]) > 0 for r in rows)
+    assert len(crops) == 6 and "input 128x128 px" in note and re.search(r"PSNR/SSIM \d+\.\d s", note)
 
 
 def test_upscale_a_low_resolution_image_without_metrics(client):
-    results, _, metrics, note = client.predict(handle_file(str(EXAMPLE)), "Low-resolution: just upscale it", "x8",
-                                               "bicubic", 0.5, 0.5, False, api_name="/upscale")
+    results, crops, metrics, note = client.predict(handle_file(str(EXAMPLE)), "Low-resolution: just upscale it", "x8",
+                                                   "bicubic", 0.5, 0.5, False, api_name="/upscale")
     assert Image.open(results[0]["image"]).size == (2048, 2048)  # 512 px capped to 256 px first
     assert "downscaled to 256x256" in note
-    assert all(r["PSNR (dB)"] in ("-", "") for r in _table(metrics))
-    assert len(results) == 1 + sum(r["PSNR (dB)"] == "-" for r in _table(metrics)) - 1  # no ground truth shown
+    rows = _table(metrics)
+    assert all(r["PSNR (dB)"] == r["SSIM"] == r["PSNR/SSIM seconds"] == "-" for r in rows)
+    # Only the methods that have an x8 model, no error rows; no ground truth shown.
+    expected = [SR_LABELS[m] for m in SR_METHODS if m == "bicubic" or sr_model_name(m, 8) in hub.model_names()]
+    assert [r["method"] for r in rows] == [item["caption"] for item in results] == expected
+    assert len(crops) == len(expected) + 1 and "unavailable" not in note
 
 
 def test_reconstruct_from_one_layer(client):

@@ -10,6 +10,7 @@ from perceptual_models.image_io import (
     crop_to_multiple,
     degrade,
     fit_size,
+    frame_count,
     load_image,
     resize,
     resize_longer_side,
@@ -105,6 +106,9 @@ def test_animated_gif_uses_first_frame():
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=100)
     loaded = load_image(buffer.getvalue())
     assert loaded[0, 0].mean() > 0.9 and loaded[0, 2].mean() < 0.1
+    assert frame_count(buffer.getvalue()) == 2 and frame_count(Image.open(buffer)) == 2
+    assert frame_count(_png_bytes(frames[0])) == 1 and frame_count(np.zeros((4, 4, 3))) == 1
+    assert frame_count(b"not an image") == 1  # load_image is the one that explains
 
 
 @pytest.mark.parametrize(
