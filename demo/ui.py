@@ -49,10 +49,12 @@ OUTPUTS = Path(tempfile.gettempdir()) / "perceptual-losses-outputs"
 TIMING_HEADERS = ["method", "seconds", "speed-up", "size (px)", "device"]
 SR_HEADERS = ["method", "PSNR (dB)", "SSIM", "seconds", "PSNR/SSIM seconds"]
 SR_HIGH_RES, SR_LOW_RES = "High-resolution: make the low-res input, show PSNR/SSIM", "Low-resolution: just upscale it"
-# (photo, kind, scale): the 512 px photos as originals at x4 (a 128 px low-res input, as Set5's are),
-# and as low-res inputs (outputs up to 2048 px), so every example shows the methods apart.
-SR_EXAMPLES = [("astronaut.jpg", SR_HIGH_RES, "x4"), ("coffee.jpg", SR_LOW_RES, "x4"),
-               ("chelsea.jpg", SR_HIGH_RES, "x4"), ("rocket.jpg", SR_LOW_RES, "x8")]
+# (label, photo, kind, scale): the 512 px photos as originals at x4 (a 128 px low-res input, as Set5's
+# are), and as low-res inputs (outputs up to 2048 px), so every example shows the methods apart.
+SR_EXAMPLES = [("Astronaut: the original, x4, with PSNR/SSIM", "astronaut.jpg", SR_HIGH_RES, "x4"),
+               ("Cat: the original, x4, with PSNR/SSIM", "chelsea.jpg", SR_HIGH_RES, "x4"),
+               ("Coffee: a low-res photo, x4", "coffee.jpg", SR_LOW_RES, "x4"),
+               ("Rocket: a low-res photo, x8", "rocket.jpg", SR_LOW_RES, "x8")]
 ZOOM_SIDE = 128  # output pixels of the zoomed region, shown twice as large
 GATYS_DEFAULTS = GatysSettings()
 
@@ -390,12 +392,21 @@ def build_demo(services: Services) -> gr.Blocks:
             build_live_panel(services)
 
         with gr.Tab("Super-resolution", id="sr"):
+            # Made here, shown in the right column: the examples under the image set them.
+            kind = gr.Radio([SR_HIGH_RES, SR_LOW_RES], value=SR_HIGH_RES, label="The image is", render=False)
+            scale = gr.Radio(["x4", "x8"], value="x4", label="Scale", render=False)
             with gr.Row():
                 with gr.Column():
                     sr_input = UploadedImage(label="Image", type="filepath", height=300, elem_id="sr-input")
-                with gr.Column():
-                    kind = gr.Radio([SR_HIGH_RES, SR_LOW_RES], value=SR_HIGH_RES, label="The image is")
-                    scale = gr.Radio(["x4", "x8"], value="x4", label="Scale")
+                    examples = [(label, [str(HERE / "examples" / name), kind_, scale_])
+                                for label, name, kind_, scale_ in SR_EXAMPLES if (HERE / "examples" / name).is_file()]
+                    if examples:
+                        gr.Examples([values for _, values in examples], inputs=[sr_input, kind, scale],
+                                    example_labels=[label for label, _ in examples], label="Examples",
+                                    elem_id="sr-examples")
+                with gr.Column(elem_id="sr-controls"):
+                    kind.render()
+                    scale.render()
                     degradation = gr.Radio(list(DEGRADATIONS), value="bicubic", label="How the low-res input is made",
                                            info="bicubic: the benchmark protocol (28.43 dB on Set5). "
                                                 "blur+bicubic: Gaussian blur sigma 1 first, as the paper trained.")
@@ -404,18 +415,15 @@ def build_demo(services: Services) -> gr.Blocks:
                         zoom_x = gr.Slider(0, 1, value=0.5, label="Crop position x")
                         zoom_y = gr.Slider(0, 1, value=0.5, label="Crop position y")
                     run_sr = gr.Button("Upscale with every method", variant="primary", elem_id="run-sr")
-            examples = [[str(HERE / "examples" / name), kind_, scale_] for name, kind_, scale_ in SR_EXAMPLES
-                        if (HERE / "examples" / name).is_file()]
-            if examples:
-                gr.Examples(examples, inputs=[sr_input, kind, scale], label="Examples (then press Upscale)",
-                            elem_id="sr-examples")
             sr_note = gr.Markdown(elem_id="sr-note")
+            # Room for x4's five results and six crops; x8's fewer keep the same size (fit_columns=False).
             sr_gallery = gr.Gallery(label="Results", columns=5, height="auto", object_fit="contain",
-                                    elem_id="sr-results", elem_classes="full-grid")
+                                    fit_columns=False, elem_id="sr-results", elem_classes="full-grid")
             sr_crops = gr.Gallery(label="The same region, zoomed", columns=6, height="auto", object_fit="contain",
-                                  elem_id="sr-crops", elem_classes="full-grid")
+                                  fit_columns=False, elem_id="sr-crops", elem_classes="full-grid")
             sr_table = gr.Dataframe(headers=SR_HEADERS, label="Metrics (Y channel, border = scale)",
-                                    interactive=False, elem_id="sr-metrics")
+                                    interactive=False, wrap=True, column_widths=["26%", "17%", "21%", "16%", "20%"],
+                                    elem_id="sr-metrics")
 
         with gr.Tab("Gallery", id="gallery"):
             _gallery_tab()
