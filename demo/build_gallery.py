@@ -232,16 +232,24 @@ def main() -> None:
     parser.add_argument("--skip-gatys", action="store_true")
     parser.add_argument("--tables-only", action="store_true",
                         help="only refresh the tables in index.json (after a new bench or evaluate-sr JSON)")
+    parser.add_argument("--styles-only", action="store_true",
+                        help="only re-render the style sections and the teaser (after retraining style networks)")
     args = parser.parse_args()
     index_path = GALLERY / "index.json"
-    if args.tables_only:
+    if args.tables_only or args.styles_only:
         if not index_path.is_file():
             raise SystemExit(f"{index_path} does not exist yet: build the whole gallery first.")
+        torch.manual_seed(0)
+        fresh = [tables_section()] if args.tables_only else [style_section(args.size)]
+        if args.styles_only and not args.skip_gatys:
+            fresh.append(gatys_section(args.gatys_size, args.gatys_iters))
+        if args.styles_only:
+            teaser()
+        by_title = {section["title"]: section for section in fresh}
         index = json.loads(index_path.read_text())
-        index["sections"] = [tables_section() if section["title"] == TABLES_TITLE else section
-                             for section in index["sections"]]
+        index["sections"] = [by_title.get(section["title"], section) for section in index["sections"]]
         index_path.write_text(json.dumps(index, indent=2) + "\n")
-        print(f"refreshed the tables in {index_path}")
+        print(f"refreshed {', '.join(by_title)} in {index_path}")
         return
     torch.manual_seed(0)
     sections = [style_section(args.size)]
