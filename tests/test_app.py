@@ -104,6 +104,16 @@ def test_upscale_a_low_resolution_image_without_metrics(client):
     assert len(crops) == len(expected) + 1 and "unavailable" not in note
 
 
+def test_upscale_of_an_animation_or_a_bad_file_says_what_happened(client, tmp_path):
+    cases = write_bad_inputs(tmp_path)
+    *_, note = client.predict(handle_file(str(cases["animated_gif"][0])), HIGH_RES, "x4", "bicubic", 0.5, 0.5, True,
+                              api_name="/upscale")
+    assert "the first frame of 2 was used" in note
+    path, expected = cases["text_renamed"]
+    with pytest.raises(AppError, match=expected):
+        client.predict(handle_file(str(path)), HIGH_RES, "x4", "bicubic", 0.5, 0.5, True, api_name="/upscale")
+
+
 def test_reconstruct_from_one_layer(client):
     image, status = client.predict(handle_file(str(EXAMPLE)), "relu2_2", "Feature reconstruction", 20,
                                    api_name="/reconstruct")
