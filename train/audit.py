@@ -115,6 +115,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="256,512,1024")
     parser.add_argument("--gatys-photos", nargs="*", type=Path, default=[BENCHMARK / "Set5"],
                         help="folders for the objective comparison (none: skip it)")
+    parser.add_argument("--gatys-count", type=int, default=5, help="use the first N of those photos")
     parser.add_argument("--gatys-size", type=int, default=256)
     parser.add_argument("--gatys-iters", default="25,50,100")
     parser.add_argument("--style-dir", type=Path, default=STYLE_IMAGES,
@@ -124,7 +125,7 @@ def main() -> None:
     args = parser.parse_args()
 
     photos = find_photos(args.photos)
-    gatys_photos = find_photos(args.gatys_photos) if args.gatys_photos else []
+    gatys_photos = find_photos(args.gatys_photos)[:args.gatys_count] if args.gatys_photos else []
     sizes = [int(s) for s in args.sizes.split(",")]
     results = []
     for model in args.model:
