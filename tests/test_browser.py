@@ -45,7 +45,8 @@ def browser_context(tmp_path_factory):
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage",
+                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"],  # a camera that says yes
             viewport={"width": 1400, "height": 1000},
         )
         yield context
@@ -134,6 +135,15 @@ def test_an_error_leaves_earlier_outputs_and_timings_in_place(page, shots, tmp_p
     assert page.locator("#timing-table").inner_text() == timing
     expect(page.locator(ERROR_BADGES)).to_have_count(0)
     page.screenshot(path=str(shots / "error_keeps_outputs.png"), full_page=True)
+
+
+def test_a_webcam_photo_takes_two_clicks(page, shots):
+    page.locator("#content-image button[aria-label='Capture from camera']").click()  # the camera is asked for too
+    page.locator("#content-image button[aria-label='capture photo']").click(timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#content-image img')?.naturalWidth > 0", timeout=30_000)
+    page.locator("#run-feedforward").click()
+    page.wait_for_function("() => document.querySelector('#feedforward-output img')?.naturalWidth > 0", timeout=60_000)
+    page.screenshot(path=str(shots / "webcam_photo.png"))
 
 
 def test_phone_layout_has_every_tab_the_styles_and_the_run_button_on_the_first_screen(browser_context, app_url,
