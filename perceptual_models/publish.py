@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import torch
-
 from safetensors.torch import save_file
 
 from .hub import sha256
@@ -94,11 +93,11 @@ def export_loss_network(source: Path, folder: Path, through: str = "relu4_3", ar
     convention = "caffe (BGR, 0-255, minus the ImageNet mean)" if weight_format == "caffe" else "torchvision"
     path.with_suffix(".md").write_text("\n".join([
         f"# {name}", "",
-        f"The loss network of the paper's perceptual losses: ImageNet {arch.upper()} through {through} "
-        f"({config['conv_layers']} convolutions), {convention} input convention, fp16.", "",
+        (f"The loss network of the paper's perceptual losses: ImageNet {arch.upper()} through {through} "
+        f"({config['conv_layers']} convolutions), {convention} input convention, fp16."), "",
         f"- **Credit and licence**: {VGG_CREDIT}",
-        "- **Used for**: Gatys et al.'s optimisation, training the style and l_feat networks, and the "
-        "feature/style reconstructions of the paper's Figure 3. Not needed to run the trained networks.", "",
+        ("- **Used for**: Gatys et al.'s optimisation, training the style and l_feat networks, and the "
+        "feature/style reconstructions of the paper's Figure 3. Not needed to run the trained networks."), "",
     ]))
     return path
 
