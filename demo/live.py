@@ -15,6 +15,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from perceptual_models.errors import PerceptualError
 from perceptual_models.inference import device_name
 from perceptual_models.video import FRAME_SIZES, probe, stylize_jpeg, stylize_video
 
@@ -77,7 +78,7 @@ def build_live_panel(services: Services) -> None:
         try:
             runner = services.style_runner(style)
             output, (width, height), timing = stylize_jpeg(runner, jpeg, int(size))
-        except (UserError, ValueError) as exc:  # the stream goes on; the next frame may be fine
+        except PerceptualError as exc:  # the stream goes on; the next frame may be fine
             return gr.skip(), f"**{exc}**"
         path = "compiled fast path" if runner.compiled else "fast path, compiling in the background"
         return output, (f"Server: {timing.total * 1000:.0f} ms per frame (network {timing.network * 1000:.0f} ms) · "

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from perceptual_models import hub
+from perceptual_models.errors import PerceptualError
 from perceptual_models.gatys import GatysSettings, Progress, run
 from perceptual_models.image_io import (
     ImageSource,
@@ -32,7 +33,7 @@ from perceptual_models.image_io import (
 from perceptual_models.inference import SR_LABELS, SR_METHODS, Runner, device_name, pick_device, sr_model_name, upscale
 from perceptual_models.losses import PAPER_STYLE_LAYERS
 from perceptual_models.metrics import Reference
-from perceptual_models.vgg import WEIGHTS_ENV, LossNetwork, LossNetworkUnavailable, load_loss_network
+from perceptual_models.vgg import WEIGHTS_ENV, LossNetwork, load_loss_network
 
 # Uploads bigger than this are downscaled first (with a note in the UI), whatever the size asked.
 MAX_INPUT_PIXELS = 2048 * 2048
@@ -42,7 +43,7 @@ DEGRADATIONS = {"bicubic": 0.0, "blur+bicubic": 1.0}
 log = logging.getLogger("perceptual_losses.app")
 
 
-class UserError(ValueError):
+class UserError(PerceptualError):
     """Something the person using the app can fix; shown as-is in the UI."""
 
 
@@ -173,7 +174,7 @@ class Services:
                     self._loss_network = load_loss_network(("relu2_2", *PAPER_STYLE_LAYERS), device=self.device)
                     log.info("loss network: VGG-16, %s weights, %s", self._loss_network.weight_format,
                              self._loss_network.source)
-                except LossNetworkUnavailable as exc:
+                except PerceptualError as exc:  # no weights, a pickle, weights that stop too early
                     self._loss_network_error = "the VGG-16 loss network could not be loaded (the server log says why)"
                     log.warning("loss network unavailable: %s", exc)
         if self._loss_network is None:

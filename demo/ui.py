@@ -29,8 +29,9 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from perceptual_models.errors import PerceptualError
 from perceptual_models.gatys import GatysSettings
-from perceptual_models.image_io import ImageError, load_image, to_pil
+from perceptual_models.image_io import load_image, to_pil
 from perceptual_models.inference import SR_LABELS, device_name
 from perceptual_models.losses import PAPER_STYLE_LAYERS
 
@@ -57,23 +58,29 @@ SR_EXAMPLES = [("Astronaut: the original, x4, with PSNR/SSIM", "astronaut.jpg", 
                ("Rocket: a low-res photo, x8", "rocket.jpg", SR_LOW_RES, "x8")]
 ZOOM_SIDE = 128  # output pixels of the zoomed region, shown twice as large
 GATYS_DEFAULTS = GatysSettings()
+SERVER_FAULT = "Something went wrong on the server (it is in the server log). Please try again."
 
 
 def user_errors(fn: Callable) -> Callable:
-    """Turn the errors a user can fix into `gr.Error` with a plain message and one log line (no
-    traceback: only bugs get one); generators and functions alike."""
-    fixable = (UserError, ImageError, ValueError)
+    """The project's own errors (`PerceptualError`: things a user can fix) become `gr.Error` with
+    their plain message and one log line; anything else is a bug: logged with its traceback, shown
+    as a short generic message. Generators and functions alike."""
 
     def plain(exc: Exception) -> gr.Error:
-        log.info("%s: %s", fn.__name__, exc)
-        return gr.Error(str(exc), print_exception=False)
+        if isinstance(exc, PerceptualError):
+            log.info("%s: %s", fn.__name__, exc)
+            return gr.Error(str(exc), print_exception=False)
+        log.exception("%s failed", fn.__name__)
+        return gr.Error(SERVER_FAULT, print_exception=False)
 
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def generator(*args: Any, **kwargs: Any):
             try:
                 yield from fn(*args, **kwargs)
-            except fixable as exc:
+            except gr.Error:
+                raise
+            except Exception as exc:  # noqa: BLE001 - sorted into fixable and bugs in `plain`
                 raise plain(exc) from None
         return generator
 
@@ -81,7 +88,9 @@ def user_errors(fn: Callable) -> Callable:
     def function(*args: Any, **kwargs: Any):
         try:
             return fn(*args, **kwargs)
-        except fixable as exc:
+        except gr.Error:
+            raise
+        except Exception as exc:  # noqa: BLE001 - sorted into fixable and bugs in `plain`
             raise plain(exc) from None
     return function
 

@@ -17,6 +17,7 @@ from huggingface_hub import SpaceHardware
 from tqdm import tqdm
 
 from . import __version__
+from .errors import ConfigError, PerceptualError
 from .gatys import GatysSettings
 
 
@@ -37,7 +38,7 @@ def _versions() -> dict[str, str]:
 
 def cmd_info(args: argparse.Namespace) -> None:
     from .inference import cpu_has_bf16, device_name, pick_device
-    from .vgg import LossNetworkUnavailable, resolve_weights
+    from .vgg import resolve_weights
 
     for name, version in _versions().items():
         print(f"{name:<18}{version}")
@@ -46,7 +47,7 @@ def cmd_info(args: argparse.Namespace) -> None:
     try:
         _, weight_format, source = resolve_weights("vgg16", download=False)
         print(f"{'loss network':<18}vgg16 ({weight_format} format) from {source}")
-    except LossNetworkUnavailable as exc:
+    except PerceptualError as exc:  # no weights, or a refused file: info still reports the rest
         print(f"{'loss network':<18}unavailable: {exc}")
 
 
@@ -142,7 +143,7 @@ def cmd_upscale(args: argparse.Namespace) -> None:
     if args.method != "bicubic":
         runner = Runner.load(args.model or sr_model_name(args.method, args.scale), device, args.precision)
         if runner.config.get("params", {}).get("scale") != args.scale:
-            raise ValueError(f"The model upscales x{runner.config['params'].get('scale')}, not x{args.scale}.")
+            raise ConfigError(f"The model upscales x{runner.config['params'].get('scale')}, not x{args.scale}.")
         upscale(image, args.method, args.scale, runner)  # warm-up
     output, seconds = upscale(image, args.method, args.scale, runner)
     save_image(output, args.output)
@@ -163,7 +164,7 @@ def cmd_evaluate_sr(args: argparse.Namespace) -> None:
         elif method in SR_LABELS:
             methods[method] = Runner.load(sr_model_name(method, args.scale), device, precision="exact")
         else:
-            raise ValueError(f"Unknown method {method!r}; choose from {', '.join(SR_LABELS)}.")
+            raise ConfigError(f"Unknown method {method!r}; choose from {', '.join(SR_LABELS)}.")
     result = evaluate_sr(args.data, args.scale, methods, args.blur_sigma)
     print(format_table(result, SR_LABELS))
     if args.json:
@@ -196,7 +197,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> None:
     worst = check_onnx(path, model)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); ONNX Runtime vs PyTorch fp32: {worst:.1f} dB PSNR")
     if worst < 60:
-        raise RuntimeError(f"The exported model differs from PyTorch ({worst:.1f} dB < 60 dB).")
+        raise PerceptualError(f"The exported model differs from PyTorch ({worst:.1f} dB < 60 dB).")
 
 
 def cmd_hub(args: argparse.Namespace) -> None:
@@ -370,15 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .hub import WeightsUnavailable
-    from .image_io import ImageError
-    from .vgg import LossNetworkUnavailable
-
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
-    except (ImageError, LossNetworkUnavailable, WeightsUnavailable, ValueError, FileNotFoundError,
-            RuntimeError) as exc:
+    except (PerceptualError, FileNotFoundError) as exc:  # anything else is a bug: keep its traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

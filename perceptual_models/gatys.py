@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from .errors import ConfigError
 from .image_io import cap_pixels, rgb_to_ycbcr, ycbcr_to_rgb
 from .losses import PAPER_STYLE_LAYERS, PerceptualLoss
-from .vgg import LossNetwork, layer_names
+from .vgg import LossNetwork, check_layers
 
 OPTIMIZERS = ("lbfgs", "adam")
 
@@ -40,24 +41,19 @@ class GatysSettings:
     max_pixels: int = 1024 * 1024
 
     def validate(self, arch: str = "vgg16") -> None:
-        """Raise ValueError with a clear message for settings that cannot work."""
+        """Raise ConfigError with a clear message for settings that cannot work."""
         if self.iterations < 1:
-            raise ValueError(f"iterations must be at least 1, got {self.iterations}.")
+            raise ConfigError(f"iterations must be at least 1, got {self.iterations}.")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
+            raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
         if self.init not in ("content", "noise"):
-            raise ValueError(f"init must be 'content' or 'noise', got {self.init!r}.")
+            raise ConfigError(f"init must be 'content' or 'noise', got {self.init!r}.")
         for name in ("content_weight", "style_weight", "tv_weight"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}.")
         if self.report_every < 1:
-            raise ValueError("report_every must be at least 1.")
-        names = layer_names(arch)
-        unknown = [layer for layer in (*self.content_layers, *self.style_layers) if layer not in names]
-        if unknown:
-            raise ValueError(
-                f"Unknown layer(s) {unknown}; use VGG names such as relu2_2 or relu4_3."
-            )
+            raise ConfigError("report_every must be at least 1.")
+        check_layers(self.layers, arch)
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -107,9 +103,7 @@ def run(
     """
     settings = settings or GatysSettings()
     settings.validate(network.arch)
-    missing = [layer for layer in settings.layers if layer not in network.layers]
-    if missing:
-        raise ValueError(f"The loss network does not compute {missing}; load it with these layers.")
+    check_layers(settings.layers, network.arch, network)
     device = next(network.parameters()).device
     content, _ = cap_pixels(content, settings.max_pixels)
     style, _ = cap_pixels(style, settings.max_pixels)

@@ -25,6 +25,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import IntegrityError, PickleRefused, WeightsUnavailable
+
 LOCAL_DIR_ENV = "PERCEPTUAL_WEIGHTS_DIR"
 REPO_ENV, REVISION_ENV, TIMEOUT_ENV = "PERCEPTUAL_HUB_REPO", "PERCEPTUAL_HUB_REVISION", "PERCEPTUAL_HUB_TIMEOUT"
 DEFAULT_REPO = "perceptual-losses/johnson2016"
@@ -35,14 +37,6 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
 # How long a reachability check of the Hub is trusted (see `_reachable`).
 _RETRY_AFTER_SECONDS = 60.0
 _reachability: dict[str, tuple[float, bool]] = {}
-
-
-class WeightsUnavailable(RuntimeError):
-    """A model name resolved nowhere; the message lists where we looked."""
-
-
-class IntegrityError(WeightsUnavailable):
-    """A downloaded file does not match the repository's manifest."""
 
 
 @dataclass(frozen=True)
@@ -74,10 +68,7 @@ def hub_settings() -> tuple[str, str, float]:
 def _refuse_pickles(folder: Path, name: str) -> None:
     for suffix in PICKLE_SUFFIXES:
         if (folder / f"{name}{suffix}").is_file():
-            raise WeightsUnavailable(
-                f"{folder / (name + suffix)} is a pickle-based file; only .safetensors weights are loaded "
-                "(pickle files can run arbitrary code). Convert it with safetensors.torch.save_file."
-            )
+            raise PickleRefused(folder / f"{name}{suffix}")
 
 
 def _find_in(folder: Path, name: str, origin: str) -> Resolved | None:
@@ -168,7 +159,7 @@ def _from_hub(name: str) -> Resolved | None:
     fetched = _fetch(f"{name}.safetensors")
     if fetched is None:
         if any(f"{name}{suffix}" in manifest.get("files", {}) for suffix in PICKLE_SUFFIXES):
-            raise WeightsUnavailable(f"{name} is only on the Hub as a pickle file; only .safetensors are loaded.")
+            raise PickleRefused(f"{name} (on the Hub only as a pickle file)")
         return None
     weights, origin = fetched
     _verify(weights, f"{name}.safetensors", manifest)

@@ -19,16 +19,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import ImageError
+
 # 40 megapixels: a 6000x6000 photo passes, a 20000x20000 PNG "bomb" does not.
 DEFAULT_MAX_PIXELS = 40_000_000
 # The networks need a few pixels to pad and downsample; smaller inputs are refused.
 MIN_SIDE = 8
 
 ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
-
-
-class ImageError(ValueError):
-    """An input image we cannot use; the message is meant for the end user."""
 
 
 def _open(source: ImageSource) -> Image.Image:
@@ -237,7 +235,7 @@ def degrade(hr: torch.Tensor, scale: int, blur_sigma: float = 1.0) -> torch.Tens
     """
     height, width = hr.shape[-2:]
     if height % scale or width % scale:
-        raise ValueError(f"Image size {width}x{height} is not a multiple of the scale {scale}.")
+        raise ImageError(f"Image size {width}x{height} is not a multiple of the scale {scale}.")
     blurred = gaussian_blur(hr, blur_sigma) if blur_sigma > 0 else hr
     return quantize(resize(blurred, (height // scale, width // scale)))
 

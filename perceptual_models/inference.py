@@ -17,6 +17,7 @@ import time
 import torch
 from torch import nn
 
+from .errors import ConfigError
 from .image_io import resize
 from .networks import from_pretrained
 from .rewrites import rewrite_for_inference
@@ -30,7 +31,7 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but PyTorch sees no CUDA GPU here.")
+        raise ConfigError("--device cuda was asked for, but PyTorch sees no CUDA GPU here.")
     return torch.device(name)
 
 
@@ -88,7 +89,7 @@ def sr_model_name(method: str, scale: int) -> str:
         return f"srcnn/x{scale}"
     if method in ("pixel", "feat"):
         return f"sr/x{scale}_{method}"
-    raise ValueError(f"No trained model for SR method {method!r}.")
+    raise ConfigError(f"No trained model for SR method {method!r}.")
 
 
 def _call(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -116,7 +117,7 @@ class Runner:
 
     def __init__(self, model: nn.Module, config: dict, device: torch.device, precision: str = "fast") -> None:
         if precision not in ("fast", "exact"):
-            raise ValueError(f"precision must be 'fast' or 'exact', got {precision!r}.")
+            raise ConfigError(f"precision must be 'fast' or 'exact', got {precision!r}.")
         self.config, self.device, self.precision = config, device, precision
         self.use_bf16 = precision == "fast" and (device.type == "cuda" or cpu_has_bf16())
         self.channels_last = precision == "fast"
@@ -217,7 +218,7 @@ def upscale(
         start = time.perf_counter()
         return bicubic_upscale(image, scale), time.perf_counter() - start
     if runner is None:
-        raise ValueError(f"Method {method!r} needs a loaded model.")
+        raise ConfigError(f"Method {method!r} needs a loaded model.")
     synchronize(runner.device)
     start = time.perf_counter()
     out = _in_strips(runner, image, scale, strip_pixels)  # on the CPU: synchronised

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .vgg import LossNetwork
+from .errors import ConfigError
+from .vgg import LossNetwork, check_layers
 
 PAPER_CONTENT_LAYERS = ("relu2_2",)
 PAPER_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
@@ -80,20 +81,19 @@ class PerceptualLoss(nn.Module):
         weights = {"content": content_weight, "style": style_weight, "tv": tv_weight, "pixel": pixel_weight}
         negative = [name for name, value in weights.items() if value < 0]
         if negative:
-            raise ValueError(f"Loss weights must be >= 0; got negative {', '.join(negative)} weight.")
+            raise ConfigError(f"Loss weights must be >= 0; got negative {', '.join(negative)} weight.")
         if not any(weights.values()):
-            raise ValueError("All loss weights are zero: nothing to optimise.")
+            raise ConfigError("All loss weights are zero: nothing to optimise.")
         self.content_layers = tuple(content_layers) if content_weight else ()
         self.style_layers = tuple(style_layers) if style_weight else ()
         if (self.content_layers or self.style_layers) and network is None:
-            raise ValueError("Feature and style losses need a loss network.")
-        for layer in (*self.content_layers, *self.style_layers):
-            if network is not None and layer not in network.layers:
-                raise ValueError(f"Layer {layer!r} is not computed by the loss network ({network.layers}).")
+            raise ConfigError("Feature and style losses need a loss network.")
+        if network is not None and (self.content_layers or self.style_layers):
+            check_layers((*self.content_layers, *self.style_layers), network.arch, network)
         if style_layer_weights is None:
             style_layer_weights = [1.0] * len(self.style_layers)
         if style_weight and len(style_layer_weights) != len(self.style_layers):
-            raise ValueError("Give one style layer weight per style layer.")
+            raise ConfigError("Give one style layer weight per style layer.")
         self.network = network
         self.weights = weights
         self.style_layer_weights = dict(zip(self.style_layers, style_layer_weights))

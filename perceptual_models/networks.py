@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .errors import ConfigError, refuse_pickle
 from .image_io import resize, rgb_to_ycbcr, ycbcr_to_rgb
 
 
@@ -53,7 +54,7 @@ def _norm(kind: str, channels: int) -> nn.Module:
         return FilterResponseNorm(channels)
     if kind == "none":
         return nn.Identity()
-    raise ValueError(f"Unknown norm {kind!r}; choose from {', '.join(NORMS)}.")
+    raise ConfigError(f"Unknown norm {kind!r}; choose from {', '.join(NORMS)}.")
 
 
 class ConvLayer(nn.Sequential):
@@ -103,7 +104,7 @@ class Upsample(nn.Sequential):
         elif mode == "transposed":
             layers = [nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1)]
         else:
-            raise ValueError(f"Unknown upsample mode {mode!r}; choose nearest-conv or transposed.")
+            raise ConfigError(f"Unknown upsample mode {mode!r}; choose nearest-conv or transposed.")
         super().__init__(*layers, _norm(norm, out_channels), nn.ReLU(inplace=True))
 
 
@@ -177,7 +178,7 @@ class SRNet(nn.Module):
     ) -> None:
         super().__init__()
         if scale not in (2, 4, 8):
-            raise ValueError(f"Scale must be 2, 4 or 8, got {scale}.")
+            raise ConfigError(f"Scale must be 2, 4 or 8, got {scale}.")
         self.scale, self.bicubic_skip = scale, bicubic_skip
         self.head = ConvNormReLU(3, channels, 9, 1, norm)
         self.residuals = nn.Sequential(*[ResidualBlock(channels, norm) for _ in range(blocks)])
@@ -229,7 +230,7 @@ def build(config: dict[str, Any]) -> nn.Module:
     """The (untrained) network a config describes."""
     name = config.get("architecture")
     if name not in ARCHITECTURES:
-        raise ValueError(f"Unknown architecture {name!r}; choose from {sorted(ARCHITECTURES)}.")
+        raise ConfigError(f"Unknown architecture {name!r}; choose from {sorted(ARCHITECTURES)}.")
     return ARCHITECTURES[name](**config.get("params", {}))
 
 
@@ -250,8 +251,7 @@ def save_pretrained(
 def load_from_files(weights: str | os.PathLike, config_path: str | os.PathLike | None = None) -> tuple[nn.Module, dict]:
     """Build a model from its JSON config and load its safetensors weights (kept in float32)."""
     weights = Path(weights)
-    if weights.suffix != ".safetensors":
-        raise ValueError(f"{weights.name}: only .safetensors weights are loaded (pickle files can run code).")
+    refuse_pickle(weights)
     config_path = Path(config_path) if config_path else weights.with_suffix(".json")
     if not weights.is_file():
         raise FileNotFoundError(f"Weights not found: {weights}")

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from .errors import ConfigError
 from .hub import sha256
 from .networks import load_from_files, save_pretrained
 from .vgg import layer_names, read_vgg_file
@@ -79,7 +80,7 @@ def export_loss_network(source: Path, folder: Path, through: str = "relu4_3", ar
     """
     state_dict, weight_format, file_arch = read_vgg_file(source)
     if file_arch != arch:
-        raise ValueError(f"{source} holds {file_arch} weights, not {arch}.")
+        raise ConfigError(f"{source} holds {file_arch} weights, not {arch}.")
     depth = layer_names(arch).index(through) + 1  # modules features.0 .. features.(depth - 1)
     kept = {k: v.to(torch.float16).contiguous() for k, v in state_dict.items()
             if k.startswith("features.") and int(k.split(".")[1]) < depth}

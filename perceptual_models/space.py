@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .errors import ConfigError, RemoteError
 from .publish import upload
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -22,13 +23,13 @@ def check_space_folder(folder: Path) -> dict:
 
     readme = folder / "README.md"
     if not readme.is_file():
-        raise ValueError(f"{folder} has no README.md; deploy the project's folder (the one with app.py).")
+        raise ConfigError(f"{folder} has no README.md; deploy the project's folder (the one with app.py).")
     metadata = metadata_load(readme) or {}
     if metadata.get("sdk") != "gradio":
-        raise ValueError(f"{readme} does not start with Space front matter saying `sdk: gradio`.")
+        raise ConfigError(f"{readme} does not start with Space front matter saying `sdk: gradio`.")
     app_file = metadata.get("app_file", "app.py")
     if not (folder / app_file).is_file():
-        raise ValueError(f"The front matter's app_file {app_file!r} is not in {folder}.")
+        raise ConfigError(f"The front matter's app_file {app_file!r} is not in {folder}.")
     return metadata
 
 
@@ -41,19 +42,19 @@ def deploy(repo_id: str, folder: Path = PROJECT, *, private: bool = False, hardw
 
     check_space_folder(folder)
     if token is None and get_token() is None:
-        raise ValueError("No Hugging Face token: run `hf auth login` (a token with write access), "
+        raise ConfigError("No Hugging Face token: run `hf auth login` (a token with write access), "
                          "set HF_TOKEN, or pass --token.")
     try:
         api, _ = upload(folder, repo_id, "Deploy the perceptual-losses app", repo_type="space", space_sdk="gradio",
                         token=token, private=private, allow_patterns=SPACE_FILES, ignore_patterns=NOT_SHIPPED,
                         delete_patterns=SPACE_FILES)
     except (HTTPError, OSError) as exc:
-        raise RuntimeError(f"Could not deploy to the Space {repo_id}: {exc}") from exc
+        raise RemoteError(f"Could not deploy to the Space {repo_id}: {exc}") from exc
     url = f"{api.endpoint}/spaces/{repo_id}"
     if hardware:
         try:
             api.request_space_hardware(repo_id, hardware)
         except (HTTPError, OSError) as exc:
-            raise RuntimeError(f"The app is uploaded to {url}, but the hardware request ({hardware}) "
+            raise RemoteError(f"The app is uploaded to {url}, but the hardware request ({hardware}) "
                                f"was refused: {exc}") from exc
     return url

@@ -21,6 +21,8 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
+from .errors import ConfigError, LossNetworkUnavailable, refuse_pickle
+
 WEIGHTS_ENV = "PERCEPTUAL_VGG_WEIGHTS"
 FORMATS = ("caffe", "torchvision")
 
@@ -33,14 +35,10 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class LossNetworkUnavailable(RuntimeError):
-    """No VGG weights could be found; the message says how to provide them."""
-
-
 def layer_names(arch: str) -> list[str]:
     """Names of torchvision's `vgg*.features` modules, in order: conv1_1, relu1_1, ..., pool5."""
     if arch not in _BLOCKS:
-        raise ValueError(f"Unknown loss network {arch!r}; choose from {sorted(_BLOCKS)}.")
+        raise ConfigError(f"Unknown loss network {arch!r}; choose from {sorted(_BLOCKS)}.")
     names = []
     for block, convs in enumerate(_BLOCKS[arch], start=1):
         for i in range(1, convs + 1):
@@ -78,7 +76,7 @@ class LossNetwork(nn.Module):
     ) -> None:
         super().__init__()
         layers, names = list(layers), layer_names(arch)
-        _check_layers(layers, names)
+        check_layers(layers, arch)
         self.layers = sorted(set(layers), key=names.index)
         self.arch, self.weight_format, self.source = arch, weight_format, source
         self.names = names[: names.index(self.layers[-1]) + 1]
@@ -107,7 +105,7 @@ class LossNetwork(nn.Module):
             self.register_buffer("scale", 1.0 / std)
             self.register_buffer("shift", -torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) / std)
         else:
-            raise ValueError(f"Unknown weight format {weight_format!r}; choose from {FORMATS}.")
+            raise ConfigError(f"Unknown weight format {weight_format!r}; choose from {FORMATS}.")
 
     def train(self, mode: bool = True) -> LossNetwork:
         """Always eval: the loss network is fixed (no dropout/batch-norm here, but be explicit)."""
@@ -127,23 +125,25 @@ class LossNetwork(nn.Module):
         return out
 
 
-def _check_layers(layers: Iterable[str], names: list[str]) -> None:
-    layers = list(layers)
+def check_layers(layers: Iterable[str], arch: str = "vgg16", network: LossNetwork | None = None) -> None:
+    """The one check of loss-network layer names: VGG names, and computed by `network` when given."""
+    layers, names = list(layers), layer_names(arch)
     if not layers:
-        raise ValueError("At least one loss-network layer is needed.")
+        raise ConfigError("At least one loss-network layer is needed.")
     unknown = [layer for layer in layers if layer not in names]
     if unknown:
         relus = [n for n in names if n.startswith("relu")]
-        raise ValueError(f"Unknown VGG layer(s) {unknown}; available: {', '.join(relus)}.")
+        raise ConfigError(f"Unknown VGG layer(s) {unknown}; available: {', '.join(relus)}.")
+    missing = [layer for layer in layers if network is not None and layer not in network.layers]
+    if missing:
+        raise ConfigError(f"The loss network does not compute {missing} (only {network.layers}); "
+                          "load it with these layers.")
 
 
 def read_vgg_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str, str]:
     """A safetensors file of `features.N.*` weights -> (state dict, format, arch) from its metadata."""
     path = Path(path)
-    if path.suffix != ".safetensors":
-        raise LossNetworkUnavailable(
-            f"{path}: only .safetensors weight files are loaded (pickle files can run code)."
-        )
+    refuse_pickle(path)
     if not path.is_file():
         raise LossNetworkUnavailable(f"VGG weights not found: {path}")
     with safe_open(str(path), framework="pt") as f:
@@ -215,6 +215,6 @@ def load_loss_network(
 ) -> LossNetwork:
     """The frozen loss network for `layers`, on `device`, from the first weights that resolve."""
     layers = list(layers)
-    _check_layers(layers, layer_names(arch))
+    check_layers(layers, arch)
     state_dict, weight_format, source = resolve_weights(arch, weights)
     return LossNetwork(layers, state_dict, weight_format, arch, source).to(device)

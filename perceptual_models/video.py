@@ -19,14 +19,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .errors import VideoError
 from .image_io import fit_size
 
 # What a live frame or an output video can be: the longer side in pixels.
 FRAME_SIZES = (192, 256, 384, 512)
-
-
-class VideoError(ValueError):
-    """A video file we cannot use; the message is meant for the person who uploaded it."""
 
 
 def even_size(height: int, width: int, longer_side: int) -> tuple[int, int]:
@@ -63,7 +60,7 @@ def decode_jpeg(data: bytes, longer_side: int) -> np.ndarray:
             image = image.resize((width, height), Image.BILINEAR)
         return np.array(image)[None]  # a writable copy: torch.from_numpy warns on read-only arrays
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ValueError(f"A camera frame could not be decoded ({exc}).") from None
+        raise VideoError(f"A camera frame could not be decoded ({exc}).") from None
 
 
 def encode_jpeg(frame: np.ndarray, quality: int = 85) -> bytes:

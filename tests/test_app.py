@@ -180,3 +180,28 @@ def test_missing_and_corrupt_weights_leave_the_rest_working(tmp_path):
         for text in (status, *reasons.values()):
             assert not ABSOLUTE_PATH.search(text) and str(tmp_path) not in text, text
         assert str(broken) in (tmp_path / "app" / "app.log").read_text()
+
+
+def test_only_the_projects_errors_become_user_messages(caplog):
+    """A `PerceptualError` is shown as it is; any other exception is a bug: logged with its
+    traceback, and the page gets a short generic message (no internals)."""
+    import gradio as gr
+
+    from demo.ui import SERVER_FAULT, user_errors
+    from perceptual_models.errors import ImageError
+
+    @user_errors
+    def fixable():
+        raise ImageError("This file is not an image we can read.")
+
+    @user_errors
+    def buggy(steps):
+        yield from steps
+        raise ValueError("list index 7 out of range")
+
+    with pytest.raises(gr.Error, match="not an image we can read"):
+        fixable()
+    with caplog.at_level("INFO", logger="perceptual_losses.app"), pytest.raises(gr.Error) as error:
+        assert list(buggy([1, 2])) == []
+    assert error.value.message == SERVER_FAULT
+    assert "list index 7 out of range" in caplog.text and "Traceback" in caplog.text

@@ -66,7 +66,7 @@ def test_progress_streams_and_cancellation_stops_within_one_step(loss_network, p
     [
         (GatysSettings(style_weight=-1), "style_weight must be >= 0"),
         (GatysSettings(iterations=0), "iterations must be at least 1"),
-        (GatysSettings(style_layers=("relu4_4",)), "Unknown layer"),
+        (GatysSettings(style_layers=("relu4_4",)), "Unknown VGG layer"),
         (GatysSettings(optimizer="sgd"), "optimizer must be one of"),
         (GatysSettings(content_layers=("relu5_3",)), "does not compute"),
     ],

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from perceptual_models import hub, publish
+from perceptual_models.errors import PickleRefused
 from perceptual_models.networks import SRNet, TransformerNet, from_pretrained, save_pretrained
 from perceptual_models.vgg import load_loss_network, read_vgg_file
 
@@ -117,7 +118,7 @@ def test_local_dir_comes_first_and_pickles_are_refused(server, bundled, tmp_path
     monkeypatch.setenv(hub.LOCAL_DIR_ENV, str(local))
     assert hub.resolve("style/a").origin == f"local dir {local}"
     assert hub.resolve("style/b").origin.startswith("hub")
-    with pytest.raises(hub.WeightsUnavailable, match="pickle-based file; only .safetensors"):
+    with pytest.raises(PickleRefused, match="c.pth: only .safetensors weights are loaded"):
         hub.resolve("style/c")
 
 

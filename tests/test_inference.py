@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from demo.build_gallery import table1_markdown
+from perceptual_models.errors import ConfigError
 from perceptual_models.image_io import degrade, load_image, resize_longer_side
 from perceptual_models.inference import Runner, cpu_has_bf16, pick_device, upscale
 from perceptual_models.metrics import psnr
@@ -76,7 +77,7 @@ def test_cuda_request_without_a_gpu_is_clear():
     if torch.cuda.is_available():
         assert pick_device("cuda").type == "cuda"
     else:
-        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
             pick_device("cuda")
     assert pick_device("auto").type in ("cpu", "cuda")
 

@@ -66,7 +66,7 @@ def test_style_layer_weights_scale_each_layer(loss_network, photo, starry_night)
         ({"content_weight": -1.0}, "negative content"),
         ({"content_weight": 0.0}, "All loss weights are zero"),
         ({"style_weight": 1.0, "style_layer_weights": [1.0]}, "one style layer weight per style layer"),
-        ({"content_layers": ["relu5_3"]}, "not computed by the loss network"),
+        ({"content_layers": ["relu5_3"]}, "does not compute"),
     ],
 )
 def test_invalid_settings_are_clear_errors(loss_network, kwargs, message):

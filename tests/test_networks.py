@@ -3,6 +3,7 @@ import json
 import pytest
 import torch
 
+from perceptual_models.errors import PickleRefused
 from perceptual_models.image_io import resize
 from perceptual_models.networks import (
     PAPER_TANH_SCALE,
@@ -118,7 +119,7 @@ def test_fp16_weights_reload_as_float32(tmp_path):
 
 def test_pickles_and_missing_configs_are_refused(tmp_path):
     (tmp_path / "model.pth").write_bytes(b"\x80\x04 pickle")
-    with pytest.raises(ValueError, match="only .safetensors"):
+    with pytest.raises(PickleRefused, match="only .safetensors"):
         from_pretrained(tmp_path / "model.pth")
     net = SRNet(4)
     path = save_pretrained(net, {"architecture": "srnet", "params": {"scale": 4}}, tmp_path / "m")

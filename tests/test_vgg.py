@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from perceptual_models.errors import PickleRefused
 from perceptual_models.vgg import (
     CAFFE_MEAN_BGR,
     IMAGENET_MEAN,
@@ -85,7 +86,7 @@ def test_explicit_path_then_env_variable(monkeypatch, tmp_path):
 def test_pickle_files_are_refused(tmp_path):
     path = tmp_path / "vgg16.pth"
     path.write_bytes(b"not even read")
-    with pytest.raises(LossNetworkUnavailable, match="only .safetensors"):
+    with pytest.raises(PickleRefused, match="only .safetensors"):
         resolve_weights("vgg16", path=path)
 
 
