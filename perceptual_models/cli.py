@@ -201,24 +201,22 @@ def cmd_export_onnx(args: argparse.Namespace) -> None:
 
 
 def cmd_hub(args: argparse.Namespace) -> None:
-    import os
+    import dataclasses
 
     from . import hub, publish
 
-    if getattr(args, "repo", None):
-        os.environ[hub.REPO_ENV] = args.repo
-    if getattr(args, "revision", None):
-        os.environ[hub.REVISION_ENV] = args.revision
-    repo, revision, _ = hub.hub_settings()
+    settings = hub.HubSettings.from_env()
+    overrides = {key: getattr(args, key, None) for key in ("repo", "revision")}
+    settings = dataclasses.replace(settings, **{key: value for key, value in overrides.items() if value})
     if args.hub_command == "list":
-        print(f"Hub repo {repo}@{revision}; local dir {os.environ.get(hub.LOCAL_DIR_ENV) or '-'}")
-        for name in hub.available_models():
+        print(f"Hub repo {settings.repo}@{settings.revision}; local dir {settings.local_dir or '-'}")
+        for name in hub.available_models(settings):
             try:
-                print(f"{name:<28}{hub.resolve(name).origin}")
+                print(f"{name:<28}{hub.resolve(name, settings).origin}")
             except hub.WeightsUnavailable as exc:
                 print(f"{name:<28}unavailable: {exc}")
     elif args.hub_command == "download":
-        for resolved in hub.download_all():
+        for resolved in hub.download_all(settings):
             print(f"{resolved.name:<28}{resolved.weights}")
     elif args.hub_command == "export":
         evaluation = dict(item.split("=", 1) for item in args.evaluation)

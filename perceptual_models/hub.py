@@ -11,7 +11,8 @@ copy are the same):
 Resolution order: $PERCEPTUAL_WEIGHTS_DIR, then the Hub ($PERCEPTUAL_HUB_REPO at
 $PERCEPTUAL_HUB_REVISION, through huggingface_hub's cache, honouring HF_HUB_OFFLINE and
 HF_ENDPOINT), then the bundled copy. Files from the Hub are checked against its manifest: a
-mismatch is an error, never a silent fallback.
+mismatch is an error, never a silent fallback. Those variables are read in one place,
+`HubSettings.from_env`; the functions here take a `HubSettings` (default: the environment's).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import os
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import IntegrityError, PickleRefused, WeightsUnavailable
@@ -36,7 +37,46 @@ BUNDLED_DIR = Path(__file__).parent / "weights"
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
 # How long a reachability check of the Hub is trusted (see `_reachable`).
 _RETRY_AFTER_SECONDS = 60.0
-_reachability: dict[str, tuple[float, bool]] = {}
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    """Where names resolve: a local folder, a Hub repo at a revision, huggingface_hub's cache.
+
+    Each object remembers whether its Hub answered (for a minute), so one process can use two
+    repos, and a dead Hub costs one `timeout` per settings object, not one per file.
+    """
+
+    repo: str = DEFAULT_REPO
+    revision: str = DEFAULT_REVISION
+    timeout: float = DEFAULT_TIMEOUT
+    local_dir: Path | None = None
+    offline: bool = False
+    endpoint: str = "https://huggingface.co"
+    cache_dir: Path | None = None  # huggingface_hub's cache; None: its default under ~/.cache
+    _reachability: dict[str, tuple[float, bool]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False)
+
+    @classmethod
+    def from_env(cls) -> HubSettings:
+        """The settings the environment describes: the same object for the same values, so every
+        caller that relies on the environment shares one reachability check."""
+        env = os.environ.get
+        hf_home = env("HF_HOME")
+        settings = cls(
+            repo=env(REPO_ENV) or DEFAULT_REPO,
+            revision=env(REVISION_ENV) or DEFAULT_REVISION,
+            timeout=float(env(TIMEOUT_ENV) or DEFAULT_TIMEOUT),
+            local_dir=Path(env(LOCAL_DIR_ENV)) if env(LOCAL_DIR_ENV) else None,
+            offline=env("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"),
+            endpoint=(env("HF_ENDPOINT") or "https://huggingface.co").rstrip("/"),
+            cache_dir=Path(env("HF_HUB_CACHE")) if env("HF_HUB_CACHE") else (
+                Path(hf_home) / "hub" if hf_home else None),
+        )
+        return _FROM_ENV.setdefault(settings, settings)
+
+
+_FROM_ENV: dict[HubSettings, HubSettings] = {}
 
 
 @dataclass(frozen=True)
@@ -53,16 +93,6 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def hub_settings() -> tuple[str, str, float]:
-    """(repo id, revision, timeout seconds), read from the environment at call time."""
-    timeout = float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT)
-    return os.environ.get(REPO_ENV) or DEFAULT_REPO, os.environ.get(REVISION_ENV) or DEFAULT_REVISION, timeout
 
 
 def _refuse_pickles(folder: Path, name: str) -> None:
@@ -83,59 +113,46 @@ def _find_in(folder: Path, name: str, origin: str) -> Resolved | None:
 # --- the Hub -------------------------------------------------------------------------------
 
 
-def _download(repo: str, revision: str, filename: str, timeout: float, cache_only: bool) -> Path:
-    from huggingface_hub import hf_hub_download
-
-    cache_dir = os.environ.get("HF_HUB_CACHE") or Path(
-        os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface"
-    ) / "hub"
-    return Path(hf_hub_download(
-        repo, filename, revision=revision, cache_dir=cache_dir, etag_timeout=timeout,
-        endpoint=_endpoint(), local_files_only=cache_only,
-    ))
-
-
-def _endpoint() -> str:
-    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
-
-
-def _reachable(repo: str, revision: str, timeout: float) -> bool:
-    """One quick HEAD on the manifest, remembered for a minute.
+def _reachable(settings: HubSettings) -> bool:
+    """One quick HEAD on the manifest, remembered for a minute by `settings`.
 
     huggingface_hub retries a failed request with back-off for ~30 s before using its cache; probing
     first keeps an offline or dead Hub down to one `timeout` for the whole app.
     """
-    key = f"{_endpoint()}/{repo}@{revision}"
-    checked = _reachability.get(key)
+    checked = settings._reachability.get("hub")
     if checked and time.monotonic() - checked[0] < _RETRY_AFTER_SECONDS:
         return checked[1]
-    request = urllib.request.Request(f"{_endpoint()}/{repo}/resolve/{revision}/manifest.json", method="HEAD")
+    url = f"{settings.endpoint}/{settings.repo}/resolve/{settings.revision}/manifest.json"
     try:
-        urllib.request.urlopen(request, timeout=timeout).close()
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=settings.timeout).close()
         ok = True
     except urllib.error.HTTPError:
         ok = True  # the server answered (404, 401...): reachable, huggingface_hub reports the rest
     except (OSError, ValueError):
         ok = False  # DNS failure, refused, timed out, proxy error
-    _reachability[key] = (time.monotonic(), ok)
+    settings._reachability["hub"] = (time.monotonic(), ok)
     return ok
 
 
-def _fetch(filename: str) -> tuple[Path, str] | None:
+def _fetch(filename: str, settings: HubSettings) -> tuple[Path, str] | None:
     """A file of the Hub repo, from the network or huggingface_hub's cache; None if unavailable."""
+    from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    repo, revision, timeout = hub_settings()
-    cache_only = offline() or not _reachable(repo, revision, timeout)
+    cache_only = settings.offline or not _reachable(settings)
     try:
-        path = _download(repo, revision, filename, timeout, cache_only)
+        path = Path(hf_hub_download(
+            settings.repo, filename, revision=settings.revision, cache_dir=settings.cache_dir,
+            etag_timeout=settings.timeout, endpoint=settings.endpoint, local_files_only=cache_only,
+        ))
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError):
         return None  # not cached (offline), not in the repo (404), no such repo/revision, server error
-    return path, (f"hub cache {repo}@{revision}" if cache_only else f"hub {repo}@{revision}")
+    where = f"{settings.repo}@{settings.revision}"
+    return path, (f"hub cache {where}" if cache_only else f"hub {where}")
 
 
-def _hub_manifest() -> dict | None:
-    fetched = _fetch("manifest.json")
+def _hub_manifest(settings: HubSettings) -> dict | None:
+    fetched = _fetch("manifest.json", settings)
     if fetched is None:
         return None
     return json.loads(fetched[0].read_text())
@@ -152,11 +169,11 @@ def _verify(path: Path, filename: str, manifest: dict) -> None:
         )
 
 
-def _from_hub(name: str) -> Resolved | None:
-    manifest = _hub_manifest()
+def _from_hub(name: str, settings: HubSettings) -> Resolved | None:
+    manifest = _hub_manifest(settings)
     if manifest is None:
         return None
-    fetched = _fetch(f"{name}.safetensors")
+    fetched = _fetch(f"{name}.safetensors", settings)
     if fetched is None:
         if any(f"{name}{suffix}" in manifest.get("files", {}) for suffix in PICKLE_SUFFIXES):
             raise PickleRefused(f"{name} (on the Hub only as a pickle file)")
@@ -165,7 +182,7 @@ def _from_hub(name: str) -> Resolved | None:
     _verify(weights, f"{name}.safetensors", manifest)
     config = None
     if f"{name}.json" in manifest.get("files", {}):
-        fetched_config = _fetch(f"{name}.json")
+        fetched_config = _fetch(f"{name}.json", settings)
         if fetched_config is not None:
             config = fetched_config[0]
             _verify(config, f"{name}.json", manifest)
@@ -175,20 +192,20 @@ def _from_hub(name: str) -> Resolved | None:
 # --- resolution ----------------------------------------------------------------------------
 
 
-def resolve(name: str) -> Resolved:
-    """Find `name` in $PERCEPTUAL_WEIGHTS_DIR, on the Hub, then in the bundled copy."""
+def resolve(name: str, settings: HubSettings | None = None) -> Resolved:
+    """Find `name` in the local folder, on the Hub, then in the bundled copy."""
+    settings = settings or HubSettings.from_env()
     tried = []
-    local = os.environ.get(LOCAL_DIR_ENV)
+    local = settings.local_dir
     if local:
-        found = _find_in(Path(local), name, f"local dir {local}")
+        found = _find_in(local, name, f"local dir {local}")
         if found:
             return found
         tried.append(f"{LOCAL_DIR_ENV}={local}")
-    found = _from_hub(name)
+    found = _from_hub(name, settings)
     if found:
         return found
-    repo, revision, _ = hub_settings()
-    tried.append(f"the Hub ({repo}@{revision}{', offline' if offline() else ''})")
+    tried.append(f"the Hub ({settings.repo}@{settings.revision}{', offline' if settings.offline else ''})")
     found = _find_in(BUNDLED_DIR, name, "bundled")
     if found:
         return found
@@ -196,14 +213,15 @@ def resolve(name: str) -> Resolved:
     raise WeightsUnavailable(f"No weights named {name!r} (looked in {', '.join(tried)}).")
 
 
-def resolve_asset(relative: str) -> tuple[Path, str] | None:
+def resolve_asset(relative: str, settings: HubSettings | None = None) -> tuple[Path, str] | None:
     """A non-weight file of the layout (e.g. `styles/starry_night.jpg`), in the same order; None if absent."""
-    local = os.environ.get(LOCAL_DIR_ENV)
-    if local and (Path(local) / relative).is_file():
-        return Path(local) / relative, f"local dir {local}"
-    manifest = _hub_manifest()
+    settings = settings or HubSettings.from_env()
+    local = settings.local_dir
+    if local and (local / relative).is_file():
+        return local / relative, f"local dir {local}"
+    manifest = _hub_manifest(settings)
     if manifest and relative in manifest.get("files", {}):
-        fetched = _fetch(relative)
+        fetched = _fetch(relative, settings)
         if fetched is not None:
             _verify(fetched[0], relative, manifest)
             return fetched
@@ -217,30 +235,30 @@ def model_names(folder: Path = BUNDLED_DIR) -> list[str]:
     return sorted(str(p.relative_to(folder).with_suffix("")) for p in folder.rglob("*.safetensors"))
 
 
-def available_models() -> list[str]:
+def available_models(settings: HubSettings | None = None) -> list[str]:
     """Names known locally, on the Hub (from its manifest) or bundled."""
+    settings = settings or HubSettings.from_env()
     names = set(model_names(BUNDLED_DIR))
-    local = os.environ.get(LOCAL_DIR_ENV)
-    if local and Path(local).is_dir():
-        names |= set(model_names(Path(local)))
-    manifest = _hub_manifest()
+    if settings.local_dir and settings.local_dir.is_dir():
+        names |= set(model_names(settings.local_dir))
+    manifest = _hub_manifest(settings)
     if manifest:
         names |= {f[: -len(".safetensors")] for f in manifest.get("files", {}) if f.endswith(".safetensors")}
     return sorted(names)
 
 
-def download_all() -> list[Resolved]:
+def download_all(settings: HubSettings | None = None) -> list[Resolved]:
     """Prefetch every model of the Hub repo into huggingface_hub's cache (progress bars)."""
-    manifest = _hub_manifest()
+    settings = settings or HubSettings.from_env()
+    manifest = _hub_manifest(settings)
     if manifest is None:
-        repo, revision, _ = hub_settings()
-        raise WeightsUnavailable(f"Could not reach {repo}@{revision} or read its manifest.json.")
+        raise WeightsUnavailable(f"Could not reach {settings.repo}@{settings.revision} or read its manifest.json.")
     resolved = []
     for filename in sorted(manifest.get("files", {})):
-        fetched = _fetch(filename)
+        fetched = _fetch(filename, settings)
         if fetched is None:
             raise WeightsUnavailable(f"{filename} is listed in the manifest but could not be downloaded.")
         _verify(fetched[0], filename, manifest)
         if filename.endswith(".safetensors"):
-            resolved.append(_from_hub(filename[: -len(".safetensors")]))
+            resolved.append(_from_hub(filename[: -len(".safetensors")], settings))
     return resolved

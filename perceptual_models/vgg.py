@@ -161,9 +161,9 @@ def _from_torchvision(arch: str) -> dict[str, torch.Tensor]:
 
     weights = {"vgg16": tvm.VGG16_Weights.IMAGENET1K_V1, "vgg19": tvm.VGG19_Weights.IMAGENET1K_V1}[arch]
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-    from .hub import offline
+    from .hub import HubSettings
 
-    if offline() and not cached.is_file():
+    if HubSettings.from_env().offline and not cached.is_file():
         raise OSError("offline mode (HF_HUB_OFFLINE) and no cached torchvision download")
     state_dict = weights.get_state_dict(progress=True, weights_only=True)
     return {k: v for k, v in state_dict.items() if k.startswith("features.")}

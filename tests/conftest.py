@@ -32,9 +32,6 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     monkeypatch.delenv("PERCEPTUAL_HUB_REPO", raising=False)
     monkeypatch.delenv("PERCEPTUAL_HUB_REVISION", raising=False)
     monkeypatch.setenv("PERCEPTUAL_VGG_WEIGHTS", str(VGG_FILE))
-    from perceptual_models import hub
-
-    hub._reachability.clear()
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """The weight resolver against a real local HTTP server that answers like the Hub."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -68,16 +69,25 @@ def _same_weights(path_a, path_b) -> bool:
 
 
 def test_downloads_then_serves_from_the_cache_without_the_server(server, hub_repo, bundled):
-    first = hub.resolve("style/a")
+    settings = hub.HubSettings.from_env()
+    assert hub.HubSettings.from_env() is settings  # one reachability check for every default caller
+    first = hub.resolve("style/a", settings)
     assert first.origin == f"hub {REPO_ID}@{REVISION}"
     assert _same_weights(first.weights, hub_repo / "style/a.safetensors")
     assert any("GET" in r and "style/a.safetensors" in r for r in server.requests)
     server.stop()
-    hub._reachability.clear()
     start = time.monotonic()
-    second = hub.resolve("style/a")
+    second = hub.resolve("style/a", dataclasses.replace(settings))  # equal values, a fresh reachability check
     assert time.monotonic() - start < 5
     assert second.origin.startswith("hub") and second.weights == first.weights  # the cached file
+
+
+def test_one_process_uses_two_repos(server, hub_repo, bundled):
+    ours = hub.HubSettings.from_env()
+    other = dataclasses.replace(ours, repo="tester/elsewhere")  # the server has no such repo
+    assert hub.resolve("style/a", ours).origin == f"hub {REPO_ID}@{REVISION}"
+    assert hub.resolve("style/a", other).origin == "bundled"
+    assert hub.resolve("style/b", ours).origin == f"hub {REPO_ID}@{REVISION}"
 
 
 def test_offline_with_an_empty_cache_falls_back_to_bundled(monkeypatch, bundled):
