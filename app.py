@@ -15,6 +15,7 @@ import matplotlib
 from demo.gpu import ZERO_GPU
 from demo.services import Services
 from demo.ui import PAGE_ASSETS, build_demo
+from perceptual_models.runtime import configure
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("perceptual_losses").setLevel(logging.INFO)  # ours only: httpx logs every request at INFO
     services = Services(args.device)
+    # The process-wide set-up, once: the allocator and cuDNN for the fast path, compile limits.
+    services.runtime = configure(services.device, compile=not ZERO_GPU)
     services.load_models()
     if not ZERO_GPU:  # no torch.compile there, and no GPU outside the calls that ask for one
         services.warm_up()  # before serving: the first click is then as fast as the tenth

@@ -33,6 +33,7 @@ from perceptual_models.image_io import (
 from perceptual_models.inference import SR_LABELS, SR_METHODS, Runner, device_name, pick_device, sr_model_name, upscale
 from perceptual_models.losses import PAPER_STYLE_LAYERS
 from perceptual_models.metrics import Reference
+from perceptual_models.runtime import RuntimeChoices
 from perceptual_models.vgg import WEIGHTS_ENV, LossNetwork, load_loss_network
 
 # Uploads bigger than this are downscaled first (with a note in the UI), whatever the size asked.
@@ -97,6 +98,7 @@ class Services:
         self._loss_network_error = ""
         self._lock = threading.Lock()
         self.compiling = False
+        self.runtime: RuntimeChoices | None = None  # the process set-up app.py chose, for the status line
 
     @property
     def default_size(self) -> int:
@@ -194,6 +196,8 @@ class Services:
         parts = [f"**Weights:** {', '.join(origins) or 'none found'}"
                  + (f" (not available: {', '.join(broken)})" if broken else ""),
                  f"**Loss network:** {vgg}", f"**Device:** {device_name(self.device)}"]
+        if self.runtime is not None:
+            parts.append(f"**Runtime:** {self.runtime.summary()}")
         if self.compiling:
             parts.append("compiling the networks in the background")
         return " · ".join(parts)

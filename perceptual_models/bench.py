@@ -18,8 +18,9 @@ from pathlib import Path
 import torch
 
 from .gatys import GatysSettings, run
-from .inference import Runner, device_name, keep_freed_memory_for_reuse, synchronize
+from .inference import Runner, device_name, synchronize
 from .metrics import psnr
+from .runtime import configure
 
 # The paper's Table 1 (GTX Titan X): Gatys at 100/300/500 iterations and the network, seconds.
 PAPER_TABLE1 = {
@@ -132,6 +133,7 @@ def in_fresh_process(fn, *args):
 def _peak_rss_mib_of(task: str, size: int, model_name: str, device_name_: str) -> float:
     device = torch.device(device_name_)
     if task == "stylize":
+        configure(device)  # as the app and the CLI run the network
         Runner.load(model_name, device)(torch.rand(1, 3, size, size))
     else:
         from .losses import PAPER_STYLE_LAYERS
@@ -154,8 +156,9 @@ def run_bench(sizes: list[int], iterations: list[int], device: torch.device, mod
     from .losses import PAPER_STYLE_LAYERS
     from .vgg import load_loss_network
 
-    if device.type == "cpu":
-        keep_freed_memory_for_reuse()  # what the fast path does; stated first so every timing here shares it
+    # What the app and the CLI set up, stated first so every timing here shares it (except the
+    # "plain process" one, a fresh process with glibc's defaults).
+    runtime = configure(device, compile=compile_fast)
     network = load_loss_network(("relu2_2", *PAPER_STYLE_LAYERS), device=device)
     compiled = None
     if compile_fast:
@@ -182,6 +185,7 @@ def run_bench(sizes: list[int], iterations: list[int], device: torch.device, mod
         "settings": {"repeats": repeats, "gatys_per_iter": gatys_per_iter, "gatys_layers": "content relu2_2; "
                      "style relu1_2, relu2_2, relu3_3, relu4_3 (VGG-16, the paper's)",
                      "threads": torch.get_num_threads()},
+        "runtime": runtime.as_dict(),
         "rows": rows,
     }
     if compiled is not None:

@@ -44,6 +44,7 @@ def cmd_info(args: argparse.Namespace) -> None:
         print(f"{name:<18}{version}")
     device = pick_device(args.device)
     print(f"{'device':<18}{device_name(device)}" + ("  [bf16]" if device.type == "cpu" and cpu_has_bf16() else ""))
+    print(f"{'runtime':<18}{args.runtime.summary()}")
     try:
         _, weight_format, source = resolve_weights("vgg16", download=False)
         print(f"{'loss network':<18}vgg16 ({weight_format} format) from {source}")
@@ -371,6 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if hasattr(args, "device") and args.handler is not cmd_bench:  # run_bench sets up its own
+            from .inference import pick_device
+            from .runtime import configure
+
+            args.runtime = configure(pick_device(args.device), compile=getattr(args, "compile", False))
         args.handler(args)
     except (PerceptualError, FileNotFoundError) as exc:  # anything else is a bug: keep its traceback
         print(f"error: {exc}", file=sys.stderr)

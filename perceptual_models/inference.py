@@ -7,11 +7,9 @@ the plain fp32 reference path used by the tests and by evaluation.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import math
 import platform
-import sys
 import time
 
 import torch
@@ -59,25 +57,6 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-@functools.lru_cache(maxsize=1)
-def keep_freed_memory_for_reuse() -> bool:
-    """Ask glibc to keep freed memory for reuse instead of handing it back to the OS.
-
-    By default every tensor over a few MB is a fresh mmap, so each forward pass page-faults in
-    hundreds of MB again (measured at 512 px: eager fp32 0.49 -> 0.27 s, compiled bf16 0.158 ->
-    0.123 s). The price is that the process keeps its peak memory. Process-wide, glibc only;
-    returns whether it took effect.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 1 << 30))
-
-
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -99,9 +78,8 @@ def _call(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 @functools.lru_cache(maxsize=1)
 def _compiled_call():
     """One compiled function for every model: weights are graph inputs, so all style networks
-    share one graph and only the first compile of an architecture costs time."""
-    # Each architecture and size branch is one more graph of the same function: allow plenty.
-    torch._dynamo.config.recompile_limit = 64
+    share one graph and only the first compile of an architecture costs time (an entry point
+    raises torch's recompile limit for the many size branches: `runtime.configure(compile=True)`)."""
     return torch.compile(_call, dynamic=True)
 
 
@@ -109,8 +87,8 @@ class Runner:
     """A network in eval mode on one device, with a fast (bf16/channels_last/compiled) or exact path.
 
     "fast" runs the network rewritten with better-shaped convolutions (`rewrites.py`), bf16 autocast
-    where the hardware has bf16 units, and channels_last; on a CPU it also keeps freed memory for
-    reuse. `compile()` additionally switches to a torch.compile'd graph (worth it for a server, not
+    where the hardware has bf16 units, and channels_last (the process-wide settings that help it, such
+    as the allocator and cuDNN autotuning, are `runtime.configure`'s). `compile()` additionally switches to a torch.compile'd graph (worth it for a server, not
     for one image).
     "exact" is plain fp32 eager PyTorch: the reference the fast path is checked against.
     """
@@ -123,11 +101,7 @@ class Runner:
         self.channels_last = precision == "fast"
         if precision == "fast":
             model = rewrite_for_inference(model)
-            if device.type == "cpu":
-                keep_freed_memory_for_reuse()
         self.model = model.eval().requires_grad_(False).to(device)
-        if device.type == "cuda" and precision == "fast":
-            torch.backends.cudnn.benchmark = True  # picks the fastest conv kernels per input size
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.compiled = False

@@ -174,6 +174,7 @@ def test_missing_and_corrupt_weights_leave_the_rest_working(tmp_path):
         # Where each model came from, and why one is broken, in words: the paths stay in the log.
         status, models = _page_value(url, "status-line"), _table(_page_value(url, "model-status"))
         assert "folder set by PERCEPTUAL_WEIGHTS_DIR" in status and "VGG-16 unavailable" in status
+        assert re.search(r"Runtime:\W+\d+ threads", status)  # app.py's runtime.configure, once
         reasons = {row["model"]: row["source / reason"] for row in models}
         assert reasons[f"style/{STYLES[1]}"] == "folder set by PERCEPTUAL_WEIGHTS_DIR"
         assert reasons[f"style/{STYLES[0]}"].startswith("its weights file could not be read")

@@ -13,6 +13,7 @@ from perceptual_models.image_io import degrade, load_image, resize_longer_side
 from perceptual_models.inference import Runner, cpu_has_bf16, pick_device, upscale
 from perceptual_models.metrics import psnr
 from perceptual_models.networks import SRCNN, SRNet, TransformerNet, save_pretrained
+from perceptual_models.runtime import RECOMPILE_LIMIT, configure
 
 from conftest import REPO, TRAIN_DATA
 
@@ -36,14 +37,28 @@ def test_fast_path_matches_the_reference(style_model):
 
 
 def test_compiled_path_matches_and_is_shared_between_models(style_model):
+    from torch._dynamo.utils import counters
+
+    limit = torch._dynamo.config.recompile_limit
     first, second = Runner.load(str(style_model), CPU, "fast"), Runner(TransformerNet(), {}, CPU, "fast")
     first.compile()
+    graphs = counters["stats"]["unique_graphs"]
     second.compile()
     assert first.compiled and second.compiled
+    assert graphs > 0 and counters["stats"]["unique_graphs"] == graphs  # other weights, the same graphs
+    assert torch._dynamo.config.recompile_limit == limit  # process settings are runtime.configure's
     for size in ((64, 64), (37, 53)):  # a size it was not warmed up with
         image = torch.rand(1, 3, *size)
         assert psnr(first(image), Runner.load(str(style_model), CPU, "exact")(image)) >= 40
         assert first(image).shape == image.shape
+
+
+def test_runtime_set_up_is_explicit_and_reported():
+    choices = configure(CPU, torch.get_num_threads(), compile=True)
+    assert torch._dynamo.config.recompile_limit == choices.recompile_limit == RECOMPILE_LIMIT
+    assert choices.threads == torch.get_num_threads() and not choices.cudnn_benchmark
+    assert choices.keep_freed_memory == sys.platform.startswith("linux")  # glibc's mallopt
+    assert "threads" in choices.summary() and choices.as_dict()["device"] == "cpu"
 
 
 def test_upscale_methods_and_timing():

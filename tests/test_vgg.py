@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +156,4 @@ def test_info_command_prints_the_source():
                             text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
     assert f"from file {VGG_FILE}" in result.stdout and "torch" in result.stdout
+    assert re.search(r"^runtime +\d+ threads", result.stdout, re.MULTILINE)  # what runtime.configure chose

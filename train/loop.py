@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from perceptual_models.image_io import save_image
 from perceptual_models.networks import build, save_pretrained
+from perceptual_models.runtime import configure
 
 from .data import PhotoBatches
 
@@ -160,10 +161,10 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
 
     A run stopped by `max_minutes` saves its network too, with `finished: false` in the config.
     """
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    torch.set_flush_denormal(True)  # saturated tanh outputs produce denormals that crawl on CPUs
     rank, world_size, device = _setup_distributed(settings.device)
+    # The process-wide set-up of a training run: threads, flushed denormals, cuDNN autotuning on CUDA;
+    # glibc's allocator as it is (the fast path's setting is for serving).
+    configure(device, settings.threads or None, keep_freed_memory=False, flush_denormal=True)
     use_bf16 = settings.amp == "bf16" or (settings.amp == "auto" and device.type == "cuda")
     run_dir = Path(settings.run_dir)
     if rank == 0:
@@ -175,7 +176,6 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
     model = build(architecture).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-        torch.backends.cudnn.benchmark = True
     loss_fn = task.make_loss(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
 
