@@ -31,7 +31,7 @@ from perceptual_models.image_io import (
     resize_longer_side,
 )
 from perceptual_models.inference import SR_LABELS, SR_METHODS, Runner, device_name, pick_device, sr_model_name, upscale
-from perceptual_models.losses import PAPER_STYLE_LAYERS
+from perceptual_models.losses import PAPER_STYLE_LAYERS, StyleObjective
 from perceptual_models.metrics import Reference
 from perceptual_models.runtime import RuntimeChoices
 from perceptual_models.vgg import WEIGHTS_ENV, LossNetwork, load_loss_network
@@ -271,13 +271,12 @@ class Services:
         """The paper's Figure 3: an image from noise that matches one layer's features or Gram matrix."""
         network = self.loss_network()
         if mode == "feature":
-            settings = GatysSettings(iterations=iterations, content_layers=(layer,), style_weight=0.0,
-                                     tv_weight=0.0, init="noise", report_every=max(1, iterations // 40))
+            objective = StyleObjective(content_layers=(layer,), style_weight=0.0, tv_weight=0.0)
         else:
             layers = PAPER_STYLE_LAYERS[: PAPER_STYLE_LAYERS.index(layer) + 1]
-            settings = GatysSettings(iterations=iterations, content_weight=0.0, style_weight=1.0,
-                                     style_layers=layers, tv_weight=0.0, init="noise",
-                                     report_every=max(1, iterations // 40))
+            objective = StyleObjective(style_layers=layers, content_weight=0.0, style_weight=1.0, tv_weight=0.0)
+        settings = GatysSettings(iterations=iterations, objective=objective, init="noise",
+                                 report_every=max(1, iterations // 40))
         target = resize_longer_side(image, size)
         yield from run(target, target, network, settings)
 

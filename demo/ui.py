@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 
 from perceptual_models.errors import PerceptualError
-from perceptual_models.gatys import GatysSettings
+from perceptual_models.gatys import GATYS_OBJECTIVE
 from perceptual_models.image_io import load_image, to_pil
 from perceptual_models.inference import SR_LABELS, device_name
 from perceptual_models.losses import PAPER_STYLE_LAYERS
@@ -57,7 +57,6 @@ SR_EXAMPLES = [("Astronaut: the original, x4, with PSNR/SSIM", "astronaut.jpg", 
                ("Coffee: a low-res photo, x4", "coffee.jpg", SR_LOW_RES, "x4"),
                ("Rocket: a low-res photo, x8", "rocket.jpg", SR_LOW_RES, "x8")]
 ZOOM_SIDE = 128  # output pixels of the zoomed region, shown twice as large
-GATYS_DEFAULTS = GatysSettings()
 SERVER_FAULT = "Something went wrong on the server (it is in the server log). Please try again."
 
 
@@ -161,8 +160,8 @@ def _size_text(image: torch.Tensor) -> str:
 def _loss_frame(history: list[dict]) -> pd.DataFrame:
     """The weighted terms of the optimization's loss, log10 (their sum, the total, is in the status
     text: drawn here it would lie on top of the largest term)."""
-    weights = {"content": GATYS_DEFAULTS.content_weight, "style": GATYS_DEFAULTS.style_weight,
-               "TV": GATYS_DEFAULTS.tv_weight}
+    objective = GATYS_OBJECTIVE  # what Services.gatys optimises
+    weights = {"content": objective.content_weight, "style": objective.style_weight, "TV": objective.tv_weight}
     rows = []
     for entry in history:
         for term, weight in weights.items():

@@ -7,6 +7,7 @@ Every command prints a one-line error (exit status 2) for bad input instead of a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import sys
@@ -18,7 +19,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .errors import ConfigError, PerceptualError
-from .gatys import GatysSettings
+from .gatys import GATYS_OBJECTIVE, GatysSettings
 
 
 def _versions() -> dict[str, str]:
@@ -75,11 +76,10 @@ def cmd_gatys(args: argparse.Namespace) -> None:
     from .inference import device_name, pick_device
     from .vgg import load_loss_network
 
-    settings = GatysSettings(
-        iterations=args.iters, optimizer=args.optimizer, content_weight=args.content_weight,
-        style_weight=args.style_weight, tv_weight=args.tv_weight, init=args.init, seed=args.seed,
-        preserve_color=args.preserve_color, report_every=1,
-    )
+    objective = dataclasses.replace(GATYS_OBJECTIVE, content_weight=args.content_weight,
+                                    style_weight=args.style_weight, tv_weight=args.tv_weight)
+    settings = GatysSettings(iterations=args.iters, optimizer=args.optimizer, objective=objective, init=args.init,
+                             seed=args.seed, preserve_color=args.preserve_color, report_every=1)
     settings.validate()
     device = pick_device(args.device)
     content = _image_and_size(args.content, args.size)
@@ -202,8 +202,6 @@ def cmd_export_onnx(args: argparse.Namespace) -> None:
 
 
 def cmd_hub(args: argparse.Namespace) -> None:
-    import dataclasses
-
     from . import hub, publish
 
     settings = hub.HubSettings.from_env()
@@ -263,9 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     gatys.add_argument("--style-size", type=int, default=None, help="longer side of the style image (default: --size)")
     gatys.add_argument("--iters", type=int, default=GatysSettings.iterations)
     gatys.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "adam"])
-    gatys.add_argument("--content-weight", type=float, default=GatysSettings.content_weight)
-    gatys.add_argument("--style-weight", type=float, default=GatysSettings.style_weight)
-    gatys.add_argument("--tv-weight", type=float, default=GatysSettings.tv_weight)
+    gatys.add_argument("--content-weight", type=float, default=GATYS_OBJECTIVE.content_weight)
+    gatys.add_argument("--style-weight", type=float, default=GATYS_OBJECTIVE.style_weight)
+    gatys.add_argument("--tv-weight", type=float, default=GATYS_OBJECTIVE.tv_weight)
     gatys.add_argument("--init", default="content", choices=["content", "noise"])
     gatys.add_argument("--seed", type=int, default=0)
     gatys.add_argument("--preserve-color", action="store_true", help="luminance-only transfer")

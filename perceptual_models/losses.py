@@ -10,7 +10,7 @@ All are averaged over the batch. Images are RGB in [0, 1] throughout.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
@@ -49,6 +49,50 @@ def tv_loss(image: torch.Tensor) -> torch.Tensor:
     dx = image[..., :, 1:] - image[..., :, :-1]
     dy = image[..., 1:, :] - image[..., :-1, :]
     return dx.pow(2).mean() + dy.pow(2).mean()
+
+
+@dataclass(frozen=True)
+class StyleObjective:
+    """The style-transfer objective (paper eq. 5-6): what Gatys et al. optimise, what the style
+    networks are trained on and what their model configs record (the "task" dict's keys).
+
+    The defaults are the style networks' (for our loss scales: caffe VGG features, Gram / CHW, TV as
+    a mean): faces and buildings stay recognisable, with the painting's strokes and palette.
+    """
+
+    content_layers: tuple[str, ...] = PAPER_CONTENT_LAYERS
+    style_layers: tuple[str, ...] = PAPER_STYLE_LAYERS
+    content_weight: float = 1.0
+    style_weight: float = 5e-5
+    tv_weight: float = 1e5
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """Every loss-network layer the objective reads (load the network with these)."""
+        return (*self.content_layers, *self.style_layers)
+
+    def validate(self, arch: str = "vgg16") -> None:
+        """Raise ConfigError for weights or layers that cannot work."""
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        check_layers(self.layers, arch)
+
+    def make_loss(self, network: LossNetwork) -> PerceptualLoss:
+        return PerceptualLoss(network, self.content_layers, self.style_layers, content_weight=self.content_weight,
+                              style_weight=self.style_weight, tv_weight=self.tv_weight)
+
+    def to_dict(self) -> dict:
+        """The keys and order model configs have always had in their "task" dict."""
+        return {"content_weight": self.content_weight, "style_weight": self.style_weight,
+                "tv_weight": self.tv_weight, "content_layers": list(self.content_layers),
+                "style_layers": list(self.style_layers)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> StyleObjective:
+        """From a model config's "task" dict (other keys ignored; a missing one takes the default)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known})
 
 
 @dataclass

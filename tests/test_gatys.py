@@ -8,7 +8,7 @@ import torch
 
 from perceptual_models.gatys import GatysSettings, run, transfer
 from perceptual_models.image_io import load_image, rgb_to_ycbcr
-from perceptual_models.losses import PAPER_STYLE_LAYERS, PerceptualLoss
+from perceptual_models.losses import PAPER_STYLE_LAYERS, PerceptualLoss, StyleObjective
 
 from conftest import REPO, STYLES, TRAIN_DATA
 
@@ -64,11 +64,11 @@ def test_progress_streams_and_cancellation_stops_within_one_step(loss_network, p
 @pytest.mark.parametrize(
     "settings, message",
     [
-        (GatysSettings(style_weight=-1), "style_weight must be >= 0"),
+        (GatysSettings(objective=StyleObjective(style_weight=-1)), "style_weight must be >= 0"),
         (GatysSettings(iterations=0), "iterations must be at least 1"),
-        (GatysSettings(style_layers=("relu4_4",)), "Unknown VGG layer"),
+        (GatysSettings(objective=StyleObjective(style_layers=("relu4_4",))), "Unknown VGG layer"),
         (GatysSettings(optimizer="sgd"), "optimizer must be one of"),
-        (GatysSettings(content_layers=("relu5_3",)), "does not compute"),
+        (GatysSettings(objective=StyleObjective(content_layers=("relu5_3",))), "does not compute"),
     ],
 )
 def test_invalid_settings_are_clear_errors(loss_network, photo, starry_night, settings, message):

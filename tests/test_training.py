@@ -6,7 +6,9 @@ import sys
 import pytest
 import torch
 
+from perceptual_models import hub
 from perceptual_models.image_io import load_image, resize_longer_side, save_image
+from perceptual_models.losses import StyleObjective
 from perceptual_models.networks import from_pretrained
 from train.loop import LoopSettings, train
 from train.tasks import StyleTask, SuperResolutionTask
@@ -43,7 +45,7 @@ def _falls(rows, key="total"):
 
 def test_style_training_reduces_the_loss(tiny_photos, tmp_path):
     task = StyleTask(style_image=str(STYLES / "starry_night.jpg"), image_size=32, style_size=64,
-                     style_weight=5e-4, vgg_weights=str(VGG_FILE))
+                     objective=StyleObjective(style_weight=5e-4), vgg_weights=str(VGG_FILE))
     saved = train(task, _settings(tiny_photos, tmp_path / "style", iterations=15))
     rows = _log(tmp_path / "style")
     assert [r["step"] for r in rows] == list(range(1, 16))
@@ -134,3 +136,13 @@ def test_train_command_line_help():
     result = subprocess.run([sys.executable, "-m", "train", "style", "--help"], check=False, capture_output=True, text=True,
                             cwd=REPO, timeout=60)
     assert result.returncode == 0 and "--style-weight" in result.stdout and "--max-minutes" in result.stdout
+
+
+def test_style_config_keeps_its_layout_and_objective():
+    """StyleTask writes the "task" dict bundled configs have (same keys, same order), and the
+    objective read back from a bundled config is the one it records."""
+    bundled = json.loads((hub.BUNDLED_DIR / "style" / "udnie.json").read_text())["task"]
+    task = StyleTask(style_image=bundled["style_image"], image_size=bundled["image_size"], style_size=bundled["style_size"],
+                     objective=StyleObjective.from_dict(bundled))
+    assert task.settings() == bundled and list(task.settings()) == list(bundled)
+    assert StyleTask(style_image="x.jpg").objective.style_weight == 5e-5  # what the styles are retrained with

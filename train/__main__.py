@@ -14,6 +14,7 @@ import argparse
 import os
 from pathlib import Path
 
+from perceptual_models.losses import StyleObjective
 from perceptual_models.networks import NORMS
 
 from .loop import LoopSettings, train
@@ -58,9 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     style.add_argument("--style", required=True, help="style image")
     style.add_argument("--image-size", type=int, default=StyleTask.image_size, help="training crop size (paper: 256)")
     style.add_argument("--style-size", type=int, default=StyleTask.style_size, help="longer side of the style image")
-    style.add_argument("--content-weight", type=float, default=StyleTask.content_weight)
-    style.add_argument("--style-weight", type=float, default=StyleTask.style_weight)
-    style.add_argument("--tv-weight", type=float, default=StyleTask.tv_weight)
+    style.add_argument("--content-weight", type=float, default=StyleObjective.content_weight)
+    style.add_argument("--style-weight", type=float, default=StyleObjective.style_weight)
+    style.add_argument("--tv-weight", type=float, default=StyleObjective.tv_weight)
     style.add_argument("--norm", default=StyleTask.norm, choices=NORMS, help="normalisation in encoder and residual blocks")
     style.add_argument("--decoder-norm", default=StyleTask.decoder_norm, choices=NORMS,
                        help="normalisation in the two upsampling blocks")
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "style":
         task = StyleTask(
             style_image=args.style, image_size=args.image_size, style_size=args.style_size,
-            content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
+            objective=StyleObjective(content_weight=args.content_weight, style_weight=args.style_weight,
+                                     tv_weight=args.tv_weight),
             norm=args.norm, decoder_norm=args.decoder_norm, upsample=args.upsample, vgg_weights=args.vgg_weights,
         )
     else:

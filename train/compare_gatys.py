@@ -19,7 +19,7 @@ from perceptual_models import hub
 from perceptual_models.gatys import GatysSettings, run
 from perceptual_models.image_io import load_image, resize_longer_side
 from perceptual_models.inference import Runner
-from perceptual_models.losses import PerceptualLoss, Targets
+from perceptual_models.losses import PerceptualLoss, StyleObjective, Targets
 from perceptual_models.vgg import load_loss_network
 
 
@@ -38,15 +38,11 @@ def compare(model: str, images: list[Path], size: int, iterations: list[int], in
             raise FileNotFoundError(f"No style image for {model}; pass --style")
         style_path = found[0]
     style = resize_longer_side(load_image(style_path), task.get("style_size", 512))
-    layers = (*task["content_layers"], *task["style_layers"])
-    network = load_loss_network(layers)
-    objective = PerceptualLoss(network, task["content_layers"], task["style_layers"], task["content_weight"],
-                               task["style_weight"], task["tv_weight"])
+    trained_on = StyleObjective.from_dict(task)
+    network = load_loss_network(trained_on.layers)
+    objective = trained_on.make_loss(network)
     objective.set_style(style)
-    settings = GatysSettings(iterations=max(iterations), content_layers=tuple(task["content_layers"]),
-                             style_layers=tuple(task["style_layers"]), content_weight=task["content_weight"],
-                             style_weight=task["style_weight"], tv_weight=task["tv_weight"], init=init,
-                             report_every=1)
+    settings = GatysSettings(iterations=max(iterations), objective=trained_on, init=init, report_every=1)
     rows = {"network": [], **{f"gatys_{n}": [] for n in iterations}}
     for path in images:
         content = resize_longer_side(load_image(path), size)
