@@ -1,5 +1,8 @@
 """Shared fixtures. Data comes from ../shared (override with PERCEPTUAL_SHARED); tests write only
-to temporary folders, and never touch the network unless they start their own local server."""
+to temporary folders, and never touch the network unless they start their own local server.
+
+Without the shared folder the tests that need it are skipped with one reason; under CI=true a
+missing folder is an error instead (CI must test everything)."""
 
 from __future__ import annotations
 
@@ -16,8 +19,30 @@ STYLES = SHARED / "data" / "styles"
 TRAIN_DATA = SHARED / "data" / "train"
 SET5 = SHARED / "data" / "sr_benchmark" / "Set5"
 PAPER_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+SHARED_PATHS = (VGG_FILE, STYLES, TRAIN_DATA, SET5)
+SHARED_FIXTURES = {"loss_network", "photo", "starry_night"}
+MISSING = [path for path in SHARED_PATHS if not path.exists()]
 
 torch.set_num_threads(int(os.environ.get("PERCEPTUAL_TEST_THREADS", min(2, os.cpu_count() or 1))))
+
+
+def _needs_shared_data(item: pytest.Item) -> bool:
+    """A test that uses a fixture made from the shared data, or whose module imports one of its paths."""
+    module_values = vars(item.module).values() if getattr(item, "module", None) else ()
+    return bool(SHARED_FIXTURES & set(getattr(item, "fixturenames", ()))) or any(
+        value is path for value in module_values for path in SHARED_PATHS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not MISSING:
+        return
+    needing = [item for item in items if _needs_shared_data(item)]
+    message = (f"the shared data folder {SHARED} is incomplete (missing {', '.join(str(p) for p in MISSING)}); "
+               "put it at ../shared or point PERCEPTUAL_SHARED at it")
+    if os.environ.get("CI") == "true" and needing:
+        raise pytest.UsageError(f"CI=true and {message}: {len(needing)} tests need it.")
+    for item in needing:
+        item.add_marker(pytest.mark.skip(reason=message))
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +56,10 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     monkeypatch.delenv("PERCEPTUAL_WEIGHTS_DIR", raising=False)
     monkeypatch.delenv("PERCEPTUAL_HUB_REPO", raising=False)
     monkeypatch.delenv("PERCEPTUAL_HUB_REVISION", raising=False)
-    monkeypatch.setenv("PERCEPTUAL_VGG_WEIGHTS", str(VGG_FILE))
+    if VGG_FILE.is_file():
+        monkeypatch.setenv("PERCEPTUAL_VGG_WEIGHTS", str(VGG_FILE))
+    else:  # the bundled loss network, as on a fresh install
+        monkeypatch.delenv("PERCEPTUAL_VGG_WEIGHTS", raising=False)
 
 
 @pytest.fixture(scope="session")
