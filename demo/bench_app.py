@@ -21,7 +21,6 @@ from PIL import Image
 from demo.app_process import running_app
 
 HERE = Path(__file__).parent
-LOW_RES = "Low-resolution: just upscale it"
 
 
 def _median_seconds(call, repeats: int) -> float:
@@ -60,7 +59,7 @@ def main() -> None:
         print(f"/stylize 512x512, end to end: {stylize:.2f} s (median of {args.repeats})")
 
         def upscale() -> dict:
-            return client.predict(handle_file(str(small)), LOW_RES, "x4", "bicubic", 0.5, 0.5, True,
+            return client.predict(handle_file(str(small)), "lr", "x4", "bicubic", 0.5, 0.5, True,
                                   api_name="/upscale")[2]
 
         print(f"/upscale x4 of 256x256 (all four methods, one request), end to end: "

@@ -19,7 +19,6 @@ from PIL import Image
 
 from demo.app_process import running_app
 from demo.services import Services, SRComparison, SRStep
-from demo.ui import SR_HIGH_RES
 from perceptual_models.runtime import configure
 
 HERE = Path(__file__).parent
@@ -50,7 +49,7 @@ def bench_app(photo: Path, repeats: int, settle: float) -> None:
         client = Client(url, verbose=False)
         for run in range(repeats):
             start = time.perf_counter()
-            *_, table, _note = client.predict(handle_file(str(photo)), SR_HIGH_RES, "x4", "bicubic", 0.5, 0.5, True,
+            *_, table, _note = client.predict(handle_file(str(photo)), "hr", "x4", "bicubic", 0.5, 0.5, True,
                                               api_name="/upscale")
             print(f"/upscale 2048x2048 x4 end to end, run {run + 1}: {time.perf_counter() - start:.1f} s "
                   f"(methods {', '.join(f'{row[0]} {row[3]} s' for row in table['data'])})")

@@ -19,7 +19,6 @@ from bad_inputs import write_bad_inputs
 from conftest import VGG_FILE
 
 EXAMPLE = REPO / "demo" / "examples" / "astronaut.jpg"
-HIGH_RES = "High-resolution: make the low-res input, show PSNR/SSIM"
 STYLES = [name.split("/", 1)[1] for name in hub.model_names() if name.startswith("style/")]
 
 
@@ -79,7 +78,7 @@ def test_gatys_streams_progress_and_reports_the_speedup(client):
 
 
 def test_upscale_compares_every_method_with_metrics(client):
-    results, crops, metrics, note = client.predict(handle_file(str(EXAMPLE)), HIGH_RES, "x4", "bicubic", 0.5, 0.5,
+    results, crops, metrics, note = client.predict(handle_file(str(EXAMPLE)), "hr", "x4", "bicubic", 0.5, 0.5,
                                                    True, api_name="/upscale")
     captions = [item["caption"] for item in results]
     assert len(results) == 5 and captions[-1] == "Original" and re.fullmatch(r"Bicubic: \d+\.\d\d dB", captions[0])
@@ -89,10 +88,14 @@ def test_upscale_compares_every_method_with_metrics(client):
     assert all(20 < float(r["PSNR (dB)"]) < 50 and 0 < float(r["SSIM"]) <= 1 for r in rows)
     assert all(float(r["seconds"]) > 0 and float(r["PSNR/SSIM seconds"]) > 0 for r in rows)
     assert len(crops) == 6 and "input 128x128 px" in note and re.search(r"PSNR/SSIM \d+\.\d s", note)
+    # The API takes the short values; a label (free to change on the page) is not one of them.
+    with pytest.raises(AppError, match="not in the list of choices"):
+        client.predict(handle_file(str(EXAMPLE)), "High-resolution", "x4", "bicubic", 0.5, 0.5, True,
+                       api_name="/upscale")
 
 
 def test_upscale_a_low_resolution_image_without_metrics(client):
-    results, crops, metrics, note = client.predict(handle_file(str(EXAMPLE)), "Low-resolution: just upscale it", "x8",
+    results, crops, metrics, note = client.predict(handle_file(str(EXAMPLE)), "lr", "x8",
                                                    "bicubic", 0.5, 0.5, False, api_name="/upscale")
     assert Image.open(results[0]["image"]).size == (2048, 2048)  # 512 px capped to 256 px first
     assert "downscaled to 256x256" in note
@@ -106,12 +109,12 @@ def test_upscale_a_low_resolution_image_without_metrics(client):
 
 def test_upscale_of_an_animation_or_a_bad_file_says_what_happened(client, tmp_path):
     cases = write_bad_inputs(tmp_path)
-    *_, note = client.predict(handle_file(str(cases["animated_gif"][0])), HIGH_RES, "x4", "bicubic", 0.5, 0.5, True,
+    *_, note = client.predict(handle_file(str(cases["animated_gif"][0])), "hr", "x4", "bicubic", 0.5, 0.5, True,
                               api_name="/upscale")
     assert "the first frame of 2 was used" in note
     path, expected = cases["text_renamed"]
     with pytest.raises(AppError, match=expected):
-        client.predict(handle_file(str(path)), HIGH_RES, "x4", "bicubic", 0.5, 0.5, True, api_name="/upscale")
+        client.predict(handle_file(str(path)), "hr", "x4", "bicubic", 0.5, 0.5, True, api_name="/upscale")
 
 
 def test_reconstruct_from_one_layer(client):
