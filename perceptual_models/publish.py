@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from .errors import ConfigError
+from .errors import ConfigError, RemoteError
 from .hub import sha256
 from .networks import load_from_files, save_pretrained
 from .vgg import layer_names, read_vgg_file
@@ -177,8 +177,13 @@ def upload(folder: Path, repo_id: str, message: str, *, repo_type: str = "model"
 
 def push(folder: Path, repo_id: str, tag: str | None = None, private: bool = False) -> str:
     """Upload the folder as a model repo (token from `hf auth login` or HF_TOKEN); tag the commit."""
+    from httpx2 import HTTPError  # huggingface_hub's HTTP library: connection errors and HfHubHTTPError
+
     prepare_repo(folder)
-    api, commit = upload(folder, repo_id, "Update weights", private=private)
-    if tag:
-        api.create_tag(repo_id, tag=tag, revision=commit.oid, exist_ok=True)
+    try:
+        api, commit = upload(folder, repo_id, "Update weights", private=private)
+        if tag:
+            api.create_tag(repo_id, tag=tag, revision=commit.oid, exist_ok=True)
+    except (HTTPError, OSError) as exc:
+        raise RemoteError(f"Could not push {folder} to {repo_id}: {exc}") from exc
     return commit.commit_url
