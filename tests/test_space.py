@@ -93,8 +93,8 @@ def test_the_deployed_files_run_the_app_under_zerogpu_rules(deployed, tmp_path):
             client.predict(handle_file(str(path)), "starry_night", 256, api_name="/stylize")
     lines = log.read_text().splitlines()
     decorated = {line.split()[1]: int(line.split()[2]) for line in lines if line.startswith("decorated")}
-    assert {"on_stylize": 60, "on_gatys": 120, "upscale_job": 60, "on_reconstruct": 60}.items() <= decorated.items()
-    assert lines.count("call on_stylize") == 2 and lines.count("call on_gatys") == 1
+    assert {"on_stylize": 60, "gatys_job": 120, "upscale_job": 60, "on_reconstruct": 60}.items() <= decorated.items()
+    assert lines.count("call on_stylize") == 2 and lines.count("call gatys_job") == 1
 
 
 def test_redeploy_updates_the_space_and_removes_files_no_longer_shipped(tmp_path):
