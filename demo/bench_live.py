@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
+import psutil
 from playwright.sync_api import Page, sync_playwright
 
 from .app_process import running_app
@@ -30,31 +29,46 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-def measure_stream(page: Page, size: int, seconds: float, settle: float) -> dict:
-    """Stream at `size` for `seconds` after `settle` seconds of warm-up; the viewer's numbers."""
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    """User + system CPU time of processes and all their children."""
+    total = 0.0
+    for process in processes:
+        for p in [process, *process.children(recursive=True)]:
+            try:
+                times = p.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                pass
+    return total
+
+
+def measure_stream(page: Page, size: int, seconds: float, settle: float, app: psutil.Process) -> dict:
+    """Stream at `size` for `seconds` after `settle` seconds of warm-up; the viewer's numbers, and the
+    CPU time the server and the browser spent per frame (what the frame costs, whatever the load)."""
     page.locator("#live-size").get_by_label(str(size)).check()
     page.wait_for_function(f"() => document.querySelector('#live-output img')?.naturalWidth === {size}",
                            timeout=120_000)
     page.wait_for_timeout(settle * 1000)
+    browser = [p for p in psutil.Process().children(recursive=True) if "chrom" in p.name().lower()]
     page.evaluate("() => { window.__live.shown = []; }")
-    server_ms, end = [], time.monotonic() + seconds
-    while time.monotonic() < end:
-        match = re.search(r"Server: (\d+) ms", page.locator("#live-server").inner_text())
-        if match:
-            server_ms.append(float(match.group(1)))
-        page.wait_for_timeout(250)
+    app_cpu, browser_cpu = cpu_seconds([app]), sum(cpu_seconds([p]) for p in browser)
+    page.wait_for_timeout(seconds * 1000)
     shown = page.evaluate("() => window.__live.shown")
+    app_cpu, browser_cpu = cpu_seconds([app]) - app_cpu, sum(cpu_seconds([p]) for p in browser) - browser_cpu
     latencies = [s["latency"] for s in shown]
+    server = [s["server"] for s in shown if s["server"] is not None]
     span = (shown[-1]["t"] - shown[0]["t"]) / 1000 if len(shown) > 1 else float("inf")
     return {"size": size, "frames": len(shown), "fps_shown": (len(shown) - 1) / span,
             "latency_p50_ms": percentile(latencies, 50), "latency_p95_ms": percentile(latencies, 95),
-            "server_ms_median": statistics.median(server_ms) if server_ms else None,
+            "server_ms_median": statistics.median(server) if server else None,
+            "server_cpu_ms_per_frame": 1000 * app_cpu / max(1, len(shown)),
+            "browser_cpu_ms_per_frame": 1000 * browser_cpu / max(1, len(shown)),
             "server_line": page.locator("#live-server").inner_text()}
 
 
 def bench_stream(sizes: list[int], seconds: float, settle: float, screenshots: Path | None) -> list[dict]:
     results = []
-    with tempfile.TemporaryDirectory() as tmp, running_app(Path(tmp), HF_HUB_OFFLINE="1") as (url, _), \
+    with tempfile.TemporaryDirectory() as tmp, running_app(Path(tmp), HF_HUB_OFFLINE="1") as (url, process), \
             sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
                                              args=["--no-sandbox", "--disable-gpu", *FAKE_CAMERA])
@@ -67,11 +81,13 @@ def bench_stream(sizes: list[int], seconds: float, settle: float, screenshots: P
         page.wait_for_function("() => /compiled fast path/.test(document.querySelector('#live-server')?.innerText)",
                                timeout=600_000)
         for size in sizes:
-            result = measure_stream(page, size, seconds, settle)
+            result = measure_stream(page, size, seconds, settle, psutil.Process(process.pid))
             results.append(result)
             print(f"{size} px: {result['fps_shown']:.1f} frames/s shown, end to end p50 {result['latency_p50_ms']:.0f} ms"
-                  f" / p95 {result['latency_p95_ms']:.0f} ms, server {result['server_ms_median']} ms per frame "
-                  f"({result['frames']} frames in {seconds:g} s)", flush=True)
+                  f" / p95 {result['latency_p95_ms']:.0f} ms; server {result['server_ms_median']:.0f} ms per frame "
+                  f"(CPU: server {result['server_cpu_ms_per_frame']:.0f} ms, browser "
+                  f"{result['browser_cpu_ms_per_frame']:.0f} ms per frame; {result['frames']} frames in {seconds:g} s)",
+                  flush=True)
             if screenshots:
                 page.screenshot(path=str(screenshots / f"live_bench_{size}.png"))
         browser.close()
@@ -105,7 +121,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="streaming time measured at each size")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds streamed at each size before measuring")
     parser.add_argument("--video", action="store_true", help="also time a 10 s 640x360 clip")
-    parser.add_argument("--video-batches", default="1,4")
+    parser.add_argument("--video-batches", default="1", help="frames per network call (the app uses 1 when compiled)")
     parser.add_argument("--no-stream", action="store_true")
     parser.add_argument("--screenshots", type=Path, default=None, help="save a screenshot per size here")
     parser.add_argument("--json", default=None)

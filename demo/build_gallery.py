@@ -172,12 +172,13 @@ def live_markdown(path: Path) -> str:
         return ""
     result = json.loads(path.read_text())
     lines = [(f"**Real time, in the browser** on {result['device']} (`python -m demo.bench_live`; headless Chromium, "
-              "fake camera, compiled fast path; end to end = camera grab to stylised frame on screen)"), "",
+              "fake camera, compiled fast path; end to end = camera grab to stylised frame on screen; load average "
+              f"{' / '.join(result['load_average'])} when it started)"), "",
              "| size | frames/s shown | end to end p50 / p95 (ms) | server per frame (ms) |", "| --- | --- | --- | --- |"]
     for row in result.get("stream", []):
         lines.append(f"| {row['size']} | {row['fps_shown']:.1f} | {row['latency_p50_ms']:.0f} / {row['latency_p95_ms']:.0f}"
                      f" | {row['server_ms_median']:.0f} |")
-    lines += ["", *(f"- Video file, 10 s 640x360 at {row['size']} px, {row['batch']} frames per network call: "
+    lines += ["", *(f"- Video file, 10 s 640x360 at {row['size']} px, batch {row['batch']}: "
                     f"{row['fps']:.1f} frames/s." for row in result.get("video", []))]
     return "\n".join(lines)
 

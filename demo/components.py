@@ -50,7 +50,11 @@ class LiveFrame(gr.Image):
 
     is_template = True
 
-    def postprocess(self, value: bytes | None) -> ImageData | None:
+    def postprocess(self, value: tuple[bytes, int] | None) -> ImageData | None:
+        """(JPEG, size in bytes of the camera frame it was made from): the size tags the data URL, so
+        the page can tell which grabbed frame came back (Gradio sends a new one before the last returns)."""
         if value is None:
             return None
-        return ImageData(url="data:image/jpeg;base64," + base64.b64encode(value).decode("ascii"), mime_type="image/jpeg")
+        jpeg, source_bytes = value
+        url = f"data:image/jpeg;source-bytes={source_bytes};base64," + base64.b64encode(jpeg).decode("ascii")
+        return ImageData(url=url, mime_type="image/jpeg")

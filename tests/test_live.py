@@ -141,13 +141,13 @@ def test_cancel_and_bad_uploads_leave_the_app_serving(page, clip, tmp_path):
 
     fake = tmp_path / "notes.mp4"
     fake.write_text("not a video\n" * 100)
-    page.locator("#video-input button[aria-label='Clear']").click()
+    page.locator("#video-input button[aria-label='Clear']").first.click()
     page.locator("#video-input input[type=file]").set_input_files(str(fake))
     page.locator("#run-video").click()
     toast = page.locator("[data-testid=toast-text]").last
     expect(toast).to_contain_text("not a video we can read", timeout=60_000)
 
-    page.locator("#video-input button[aria-label='Clear']").click()
+    page.locator("#video-input button[aria-label='Clear']").first.click()
     page.locator("#video-input input[type=file]").set_input_files(str(clip))
     page.locator("#run-video").click()
     expect(status).to_contain_text("Done: frame 30 / 30", timeout=120_000)
