@@ -10,6 +10,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from demo.app_process import REPO, running_app
 from demo.clips import write_clip
@@ -127,6 +128,22 @@ def test_video_round_trip_keeps_sound_and_duration(page, clip, shots, tmp_path):
     page.screenshot(path=str(shots / "live_video_done.png"), full_page=True)
 
 
+def _clear_video_input(page) -> None:
+    """Clear the uploaded clip until the file input is back: right after a cancel, the component can
+    still be busy with the cancelled event and ignore a first click (seen under heavy CPU load)."""
+    file_input = page.locator("#video-input input[type=file]")
+    clear = page.locator("#video-input button[aria-label='Clear']").first
+    for _ in range(12):
+        if file_input.count():
+            return
+        try:
+            clear.click(timeout=5_000)
+            file_input.wait_for(state="attached", timeout=5_000)
+        except PlaywrightTimeoutError:
+            continue
+    raise AssertionError("the video input did not come back after Clear")
+
+
 def test_cancel_and_bad_uploads_leave_the_app_serving(page, clip, tmp_path):
     long_clip = write_clip(tmp_path / "long.mp4", seconds=6.0, tone_hz=None)
     page.locator("#video-input input[type=file]").set_input_files(str(long_clip))
@@ -141,13 +158,13 @@ def test_cancel_and_bad_uploads_leave_the_app_serving(page, clip, tmp_path):
 
     fake = tmp_path / "notes.mp4"
     fake.write_text("not a video\n" * 100)
-    page.locator("#video-input button[aria-label='Clear']").first.click()
+    _clear_video_input(page)
     page.locator("#video-input input[type=file]").set_input_files(str(fake))
     page.locator("#run-video").click()
     toast = page.locator("[data-testid=toast-text]").last
     expect(toast).to_contain_text("not a video we can read", timeout=60_000)
 
-    page.locator("#video-input button[aria-label='Clear']").first.click()
+    _clear_video_input(page)
     page.locator("#video-input input[type=file]").set_input_files(str(clip))
     page.locator("#run-video").click()
     expect(status).to_contain_text("Done: frame 30 / 30", timeout=120_000)
