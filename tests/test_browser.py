@@ -10,15 +10,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from demo.app_process import REPO, running_app
 
 from bad_inputs import write_bad_inputs
+from chromium import chromium_context
 from conftest import VGG_FILE
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
 EXAMPLE = REPO / "demo" / "examples" / "astronaut.jpg"
 
 
@@ -41,16 +41,8 @@ def app_url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser_context(tmp_path_factory):
-    assert Path(CHROMIUM).is_file(), "Debian's chromium is missing: apt-get install chromium (.ci/run does)"
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage",
-                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"],  # a camera that says yes
-            viewport={"width": 1400, "height": 1000},
-        )
+    with chromium_context(tmp_path_factory.mktemp("chromium-profile")) as context:
         yield context
-        context.close()
 
 
 @pytest.fixture()

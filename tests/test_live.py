@@ -4,22 +4,21 @@ fair sharing with /stylize, and video files (round trip, cancel, bad uploads).""
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from demo.app_process import REPO, running_app
 from demo.clips import write_clip
 from perceptual_models.video import probe
 
+from chromium import chromium_context
+
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
 EXAMPLE = REPO / "demo" / "examples" / "chelsea.jpg"
-FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 
 
 @pytest.fixture(scope="module")
@@ -38,15 +37,8 @@ def app_url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser_context(tmp_path_factory):
-    assert Path(CHROMIUM).is_file(), "Debian's chromium is missing: apt-get install chromium (.ci/run does)"
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", *FAKE_CAMERA],
-            viewport={"width": 1400, "height": 1000},
-        )
+    with chromium_context(tmp_path_factory.mktemp("chromium-profile")) as context:
         yield context
-        context.close()
 
 
 @pytest.fixture()
