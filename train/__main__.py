@@ -44,6 +44,8 @@ def _common(parser: argparse.ArgumentParser, iterations: int, batch_size: int, l
     parser.add_argument("--val-every", type=int, default=200, help="render the validation image every N steps")
     parser.add_argument("--checkpoint-every", type=int, default=200)
     parser.add_argument("--max-minutes", type=float, default=0.0, help="save and stop after this wall time")
+    parser.add_argument("--stop-file", type=Path, default=None,
+                        help="save and stop (like --max-minutes) as soon as this file exists")
     parser.add_argument("--resume", action="store_true", help="continue from run-dir/checkpoint.safetensors")
     parser.add_argument("--vgg-weights", default=None, help="VGG safetensors (default: resolution order)")
     parser.add_argument("--note", default="", help="free text stored in the model config")
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         lr=args.lr, lr_schedule=args.lr_schedule, seed=args.seed, device=args.device, amp=args.amp, compile=args.compile,
         threads=args.threads,
         log_every=args.log_every, val_every=args.val_every, checkpoint_every=args.checkpoint_every,
-        max_minutes=args.max_minutes, resume=args.resume, extra={"note": args.note} if args.note else {},
+        max_minutes=args.max_minutes, stop_file=args.stop_file, resume=args.resume, extra={"note": args.note} if args.note else {},
     )
     train(task, settings)
 

@@ -1,8 +1,9 @@
 """The one training loop shared by the style, SR and SRCNN trainers.
 
-Progress bar, CSV loss log and loss-curve PNG, validation renders, checkpoints that resume
-exactly, a wall-clock budget, bf16/channels_last on CUDA, and DistributedDataParallel under
-torchrun (rank 0 alone logs and writes files).
+Progress bar, CSV loss log (a row appended as it is made, so another process can follow it) and
+loss-curve PNG, validation renders, checkpoints that resume exactly, a wall-clock budget, a stop
+file, bf16/channels_last on CUDA, and DistributedDataParallel under torchrun (rank 0 alone logs
+and writes files).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class LoopSettings:
     val_every: int = 200
     checkpoint_every: int = 200
     max_minutes: float = 0.0
+    stop_file: Path | None = None  # when this file appears, save and stop as if out of time (the app's Stop)
     resume: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -118,10 +120,11 @@ def _read_log(path: Path, up_to_step: int) -> list[dict[str, float]]:
     return [row for row in rows if row["step"] <= up_to_step]
 
 
-def _write_log(path: Path, rows: list[dict[str, float]]) -> None:
-    with path.open("w", newline="") as f:
+def _write_log(path: Path, rows: list[dict[str, float]], append: bool = False) -> None:
+    with path.open("a" if append else "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
-        writer.writeheader()
+        if not append:
+            writer.writeheader()
         writer.writerows(rows)
 
 
@@ -159,7 +162,8 @@ def learning_rate(settings: LoopSettings, step: int) -> float:
 def train(task: Any, settings: LoopSettings) -> Path | None:
     """Run (or resume) training; returns the saved model path on rank 0 (None on other ranks, or if no step ran).
 
-    A run stopped by `max_minutes` saves its network too, with `finished: false` in the config.
+    A run stopped by `max_minutes` or the stop file saves its network too, with `finished: false`
+    in the config.
     """
     rank, world_size, device = _setup_distributed(settings.device)
     # The process-wide set-up of a training run: threads, flushed denormals, cuDNN autotuning on CUDA;
@@ -184,6 +188,8 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
         meta = load_checkpoint(run_dir, model, optimizer)
         start_step, seconds_before = meta["step"], meta["seconds"]
     rows = _read_log(run_dir / "log.csv", start_step) if settings.resume else []
+    if rank == 0:
+        _write_log(run_dir / "log.csv", rows)  # without the rows of steps after the checkpoint
 
     trained = nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
     if settings.compile == "on" or (settings.compile == "auto" and device.type == "cuda"):
@@ -201,7 +207,6 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
 
     def write_checkpoint(step: int, seconds: float) -> None:
         save_checkpoint(run_dir, model, optimizer, {"step": step, "seconds": seconds, **architecture})
-        _write_log(run_dir / "log.csv", rows)
 
     started = time.monotonic()
     step = start_step
@@ -235,6 +240,7 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
             # The mean over the interval: single batches of random crops are too noisy to read.
             row = {name: float(total) / interval_steps for name, total in interval_sums.items()}
             rows.append({"step": step, **row, "seconds": round(seconds, 2)})
+            _write_log(run_dir / "log.csv", rows[-1:], append=True)
             interval_sums, interval_steps = {}, 0
             progress.set_postfix({k: f"{v:.4g}" for k, v in row.items() if v})
         if rank == 0 and settings.val_every and step % settings.val_every == 0:
@@ -243,8 +249,9 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
                 save_image(model(validation_input).float(), run_dir / "val" / f"step_{step:06d}.jpg")
             model.train()
 
+        stopped = settings.stop_file is not None and settings.stop_file.exists()
         out_of_time = torch.tensor(
-            float(settings.max_minutes > 0 and seconds > settings.max_minutes * 60), device=device
+            float(stopped or (settings.max_minutes > 0 and seconds > settings.max_minutes * 60)), device=device
         )
         if world_size > 1:
             dist.all_reduce(out_of_time, op=dist.ReduceOp.MAX)  # every rank stops at the same step
@@ -252,7 +259,8 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
             write_checkpoint(step, seconds)
         if out_of_time:
             if rank == 0:
-                progress.write(f"--max-minutes reached at step {step}; resume with --resume.")
+                why = "stop file found" if stopped else "--max-minutes reached"
+                progress.write(f"{why} at step {step}; resume with --resume.")
             break
     progress.close()
 
