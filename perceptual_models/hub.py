@@ -8,7 +8,9 @@ copy are the same):
     styles/<name>.jpg   loss_network/vgg16_caffe.safetensors (optional)
     manifest.json (sha256 and size of every file)   README.md (model card)
 
-Resolution order: $PERCEPTUAL_WEIGHTS_DIR, then the Hub ($PERCEPTUAL_HUB_REPO at
+Resolution order: $PERCEPTUAL_WEIGHTS_DIR, then the models trained here (the app's "Train your
+own style" tab, in $PERCEPTUAL_USER_MODELS, default ~/.local/share/perceptual-losses/user-models,
+same layout), then the Hub ($PERCEPTUAL_HUB_REPO at
 $PERCEPTUAL_HUB_REVISION, through huggingface_hub's cache, honouring HF_HUB_OFFLINE and
 HF_ENDPOINT), then the bundled copy. Files from the Hub are checked against its manifest: a
 mismatch is an error, never a silent fallback. Those variables are read in one place,
@@ -29,6 +31,8 @@ from pathlib import Path
 from .errors import IntegrityError, PickleRefused, WeightsUnavailable
 
 LOCAL_DIR_ENV = "PERCEPTUAL_WEIGHTS_DIR"
+USER_DIR_ENV = "PERCEPTUAL_USER_MODELS"
+TRAINED_HERE = "trained here"  # the origin of a model from the user-models folder
 REPO_ENV, REVISION_ENV, TIMEOUT_ENV = "PERCEPTUAL_HUB_REPO", "PERCEPTUAL_HUB_REVISION", "PERCEPTUAL_HUB_TIMEOUT"
 DEFAULT_REPO = "perceptual-losses/johnson2016"
 DEFAULT_REVISION = "v1"  # a tag created by `hub push --tag v1`: the app never follows a moving branch
@@ -51,6 +55,7 @@ class HubSettings:
     revision: str = DEFAULT_REVISION
     timeout: float = DEFAULT_TIMEOUT
     local_dir: Path | None = None
+    user_dir: Path | None = None  # models trained here (the app's training tab)
     offline: bool = False
     endpoint: str = "https://huggingface.co"
     cache_dir: Path | None = None  # huggingface_hub's cache; None: its default under ~/.cache
@@ -68,6 +73,7 @@ class HubSettings:
             revision=env(REVISION_ENV) or DEFAULT_REVISION,
             timeout=float(env(TIMEOUT_ENV) or DEFAULT_TIMEOUT),
             local_dir=Path(env(LOCAL_DIR_ENV)) if env(LOCAL_DIR_ENV) else None,
+            user_dir=Path(env(USER_DIR_ENV) or default_user_dir()),
             offline=env("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"),
             endpoint=(env("HF_ENDPOINT") or "https://huggingface.co").rstrip("/"),
             cache_dir=Path(env("HF_HUB_CACHE")) if env("HF_HUB_CACHE") else (
@@ -77,6 +83,12 @@ class HubSettings:
 
 
 _FROM_ENV: dict[HubSettings, HubSettings] = {}
+
+
+def default_user_dir() -> Path:
+    """Where models trained here go unless $PERCEPTUAL_USER_MODELS says otherwise (XDG data home)."""
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home) / "perceptual-losses" / "user-models"
 
 
 @dataclass(frozen=True)
@@ -202,6 +214,11 @@ def resolve(name: str, settings: HubSettings | None = None) -> Resolved:
         if found:
             return found
         tried.append(f"{LOCAL_DIR_ENV}={local}")
+    if settings.user_dir:
+        found = _find_in(settings.user_dir, name, TRAINED_HERE)
+        if found:
+            return found
+        tried.append("the models trained here")
     found = _from_hub(name, settings)
     if found:
         return found
@@ -219,6 +236,8 @@ def resolve_asset(relative: str, settings: HubSettings | None = None) -> tuple[P
     local = settings.local_dir
     if local and (local / relative).is_file():
         return local / relative, f"local dir {local}"
+    if settings.user_dir and (settings.user_dir / relative).is_file():
+        return settings.user_dir / relative, TRAINED_HERE
     manifest = _hub_manifest(settings)
     if manifest and relative in manifest.get("files", {}):
         fetched = _fetch(relative, settings)
@@ -231,16 +250,18 @@ def resolve_asset(relative: str, settings: HubSettings | None = None) -> tuple[P
 
 
 def model_names(folder: Path = BUNDLED_DIR) -> list[str]:
-    """Every `<name>` with a `<name>.safetensors` in a Hub-layout folder."""
-    return sorted(str(p.relative_to(folder).with_suffix("")) for p in folder.rglob("*.safetensors"))
+    """Every `<kind>/<name>` with a `<kind>/<name>.safetensors` in a Hub-layout folder (deeper files,
+    such as the training runs kept in the user-models folder, are not models)."""
+    return sorted(str(p.relative_to(folder).with_suffix("")) for p in folder.glob("*/*.safetensors"))
 
 
 def available_models(settings: HubSettings | None = None) -> list[str]:
     """Names known locally, on the Hub (from its manifest) or bundled."""
     settings = settings or HubSettings.from_env()
     names = set(model_names(BUNDLED_DIR))
-    if settings.local_dir and settings.local_dir.is_dir():
-        names |= set(model_names(settings.local_dir))
+    for folder in (settings.local_dir, settings.user_dir):
+        if folder and folder.is_dir():
+            names |= set(model_names(folder))
     manifest = _hub_manifest(settings)
     if manifest:
         names |= {f[: -len(".safetensors")] for f in manifest.get("files", {}) if f.endswith(".safetensors")}
