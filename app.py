@@ -1,7 +1,13 @@
 """Start the demo: `python app.py` (also the entry point of the Hugging Face Space).
 
-Host and port follow Gradio's GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (Spaces set 0.0.0.0);
---host/--port override them.
+Every setting the app takes from the environment is read here, once, and passed on as a value:
+
+    GRADIO_SERVER_NAME / GRADIO_SERVER_PORT   host and port (Spaces set 0.0.0.0); --host/--port override
+    PERCEPTUAL_DEVICE      auto, cpu or cuda (--device overrides)
+    PERCEPTUAL_COMPILE     0: no background torch.compile of the networks
+    PERCEPTUAL_TRAIN_DATA  folder(s) of training photos for the "Train your own style" tab, separated by
+                           the path separator (default: the example photos bundled in demo/examples)
+    PERCEPTUAL_USER_MODELS where styles trained here are kept (see perceptual_models/hub.py)
 """
 
 from __future__ import annotations
@@ -9,33 +15,52 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from pathlib import Path
 
 import matplotlib
 
 from demo.gpu import ZERO_GPU
 from demo.services import Services
+from demo.training import CPU_BUDGETS, GPU_BUDGETS, TrainingJobs
 from demo.ui import PAGE_ASSETS, build_demo
+from demo.widgets import HERE
+from perceptual_models.hub import HubSettings
 from perceptual_models.runtime import configure
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=None, help="interface to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--device", default=None, help="auto, cpu or cuda (default: $PERCEPTUAL_DEVICE or auto)")
     args = parser.parse_args(argv)
 
-    host = args.host or os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if os.environ.get("SPACE_ID") else None)
+    env = os.environ.get
+    host = args.host or env("GRADIO_SERVER_NAME") or ("0.0.0.0" if env("SPACE_ID") else None)
+    compile_networks = env("PERCEPTUAL_COMPILE", "1") != "0" and not ZERO_GPU  # no torch.compile on ZeroGPU
+    train_data = [Path(p) for p in env("PERCEPTUAL_TRAIN_DATA", "").split(os.pathsep) if p] or [HERE / "examples"]
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("perceptual_losses").setLevel(logging.INFO)  # ours only: httpx logs every request at INFO
-    services = Services(args.device)
+
+    services = Services(args.device or env("PERCEPTUAL_DEVICE", "auto"))
     # The process-wide set-up, once: the allocator and cuDNN for the fast path, compile limits.
-    services.runtime = configure(services.device, compile=not ZERO_GPU)
+    services.runtime = configure(services.device, compile=compile_networks)
     services.load_models()
-    if not ZERO_GPU:  # no torch.compile there, and no GPU outside the calls that ask for one
+    if not ZERO_GPU:  # no GPU outside the calls that ask for one
         services.warm_up()  # before serving: the first click is then as fast as the tenth
+    if compile_networks:
         services.compile_in_background()
-    demo = build_demo(services)
+
+    jobs = None
+    if not ZERO_GPU:  # a training job needs a device for minutes, which ZeroGPU does not lend
+
+        def on_model(name: str) -> None:
+            if services.load_model(name) and compile_networks:
+                services.compile_in_background([name])
+
+        budgets = GPU_BUDGETS if services.device.type == "cuda" else CPU_BUDGETS
+        jobs = TrainingJobs(HubSettings.from_env().user_dir, train_data, budgets, services.device.type, on_model)
+    demo = build_demo(services, jobs)
     # Gradio imports matplotlib and resolves its backend around every event: done now, the first
     # click does not pay for it (0.3-0.5 s).
     matplotlib.get_backend()

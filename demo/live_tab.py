@@ -22,6 +22,7 @@ from perceptual_models.video import FRAME_SIZES, probe, stylize_jpeg, stylize_vi
 from .components import LiveCamera, LiveFrame
 from .gpu import on_gpu
 from .services import Services, UserError
+from .widgets import user_errors
 
 LIVE_STREAMS = 2  # live streams served at once; later ones wait in the queue and see their position
 LIVE_TIME_LIMIT = 300  # seconds per stream: a forgotten tab gives its slot back
@@ -75,10 +76,9 @@ document.addEventListener("load", (event) => {
 """
 
 
-def build_live_panel(services: Services) -> None:
-    """The tab's layout and events; call inside a `gr.Blocks` (demo/ui.py does)."""
-    from .ui import user_errors  # demo.ui imports this module
-
+def build_live_tab(services: Services) -> gr.Dropdown:
+    """The tab's layout and events; call inside a `gr.Blocks` (demo/ui.py does). Returns the style
+    list, which a newly trained style joins."""
     styles = services.style_names()
     default_size = 512 if services.device.type == "cuda" else 256
     device = device_name(services.device)
@@ -92,7 +92,7 @@ def build_live_panel(services: Services) -> None:
             output, (width, height), timing = stylize_jpeg(runner, jpeg, int(size))
         except PerceptualError as exc:  # the stream goes on; the next frame may be fine
             return gr.skip(), f"**{exc}**"
-        path = "compiled fast path" if runner.compiled else "fast path, compiling in the background"
+        path = "compiled fast path" if runner.compiled else "fast path"
         return (output, len(jpeg)), (f"Server: {timing.total * 1000:.0f} ms per frame (network {timing.network * 1000:.0f} ms) · "
                         f"{style}, {width}x{height} · {device}, {path}")
 
@@ -125,38 +125,41 @@ def build_live_panel(services: Services) -> None:
         finally:  # Gradio has copied the result into its cache by the time the generator resumes
             shutil.rmtree(folder, ignore_errors=True)
 
-    gr.Markdown("The paper's point: one pass of the network is fast enough for video. Open the camera and press "
-                "**Record**: the stylised stream appears beside it; switch the style or the size at any time. Frames "
-                "the server cannot keep up with are skipped, so the picture stays current. A stream stops after "
-                f"{LIVE_TIME_LIMIT // 60} minutes (press Record again); at most {LIVE_STREAMS} run at once, and "
-                "later ones wait their turn.")
-    with gr.Row():
-        camera = LiveCamera(sources=["webcam"], streaming=True, label="Camera", elem_id="live-camera", height=360,
-                            min_width=320)
-        output = LiveFrame(label="Stylised", elem_id="live-output", interactive=False, height=360, min_width=320,
-                           buttons=["fullscreen"])
-    with gr.Row():
-        style = gr.Dropdown(styles, value=styles[0] if styles else None, label="Style", elem_id="live-style")
-        size = gr.Radio(list(FRAME_SIZES), value=default_size, label="Size (longer side, px)", elem_id="live-size")
-    with gr.Column(elem_id="live-stats"):  # the browser's measurements, then the server's
-        gr.HTML("Start the camera to see the frame rate and latency.", js_on_load=STATS_JS, elem_id="live-shown",
-                head="<style>#live-output img { width: 100%; height: 100%; object-fit: contain; }</style>")
-        server_stats = gr.Markdown(elem_id="live-server")
-    camera.stream(on_frame, [camera, style, size], [output, server_stats], stream_every=STREAM_EVERY,
-                  time_limit=LIVE_TIME_LIMIT, concurrency_limit=LIVE_STREAMS, concurrency_id="live",
-                  show_progress="minimal", show_progress_on=[output], api_visibility="private")
+    with gr.Tab("Live camera and video", id="live"):
+        gr.Markdown("The paper's point: one pass of the network is fast enough for video. Open the camera and press "
+                    "**Record**: the stylised stream appears beside it; switch the style or the size at any time. Frames "
+                    "the server cannot keep up with are skipped, so the picture stays current. A stream stops after "
+                    f"{LIVE_TIME_LIMIT // 60} minutes (press Record again); at most {LIVE_STREAMS} run at once, and "
+                    "later ones wait their turn.")
+        with gr.Row():
+            camera = LiveCamera(sources=["webcam"], streaming=True, label="Camera", elem_id="live-camera", height=360,
+                                min_width=320)
+            output = LiveFrame(label="Stylised", elem_id="live-output", interactive=False, height=360, min_width=320,
+                               buttons=["fullscreen"])
+        with gr.Row():
+            style = gr.Dropdown(styles, value=styles[0] if styles else None, label="Style", allow_custom_value=True,
+                                elem_id="live-style")
+            size = gr.Radio(list(FRAME_SIZES), value=default_size, label="Size (longer side, px)", elem_id="live-size")
+        with gr.Column(elem_id="live-stats"):  # the browser's measurements, then the server's
+            gr.HTML("Start the camera to see the frame rate and latency.", js_on_load=STATS_JS, elem_id="live-shown",
+                    head="<style>#live-output img { width: 100%; height: 100%; object-fit: contain; }</style>")
+            server_stats = gr.Markdown(elem_id="live-server")
+        camera.stream(on_frame, [camera, style, size], [output, server_stats], stream_every=STREAM_EVERY,
+                      time_limit=LIVE_TIME_LIMIT, concurrency_limit=LIVE_STREAMS, concurrency_id="live",
+                      show_progress="minimal", show_progress_on=[output], api_visibility="private")
 
-    with gr.Accordion("Video file", open=True):
-        gr.Markdown(f"Upload an mp4, webm or mov clip (up to {MAX_VIDEO_SECONDS} s are stylised, "
-                    f"{MAX_VIDEO_BYTES // 2**20} MB at most). Every frame goes through the network with the style "
-                    "and size above; the result is an H.264 mp4 with the clip's sound and frame rate.")
-        with gr.Row():
-            video_in = gr.Video(sources=["upload"], label="Video", elem_id="video-input", height=300)
-            video_out = gr.Video(label="Stylised video", elem_id="video-output", height=300, interactive=False)
-        with gr.Row():
-            run_video = gr.Button("Stylise the video", variant="primary", elem_id="run-video")
-            cancel_video = gr.Button("Cancel", variant="stop", elem_id="cancel-video")
-        video_status = gr.Markdown(elem_id="video-status")
+        with gr.Accordion("Video file", open=True):
+            gr.Markdown(f"Upload an mp4, webm or mov clip (up to {MAX_VIDEO_SECONDS} s are stylised, "
+                        f"{MAX_VIDEO_BYTES // 2**20} MB at most). Every frame goes through the network with the style "
+                        "and size above; the result is an H.264 mp4 with the clip's sound and frame rate.")
+            with gr.Row():
+                video_in = gr.Video(sources=["upload"], label="Video", elem_id="video-input", height=300)
+                video_out = gr.Video(label="Stylised video", elem_id="video-output", height=300, interactive=False)
+            with gr.Row():
+                run_video = gr.Button("Stylise the video", variant="primary", elem_id="run-video")
+                cancel_video = gr.Button("Cancel", variant="stop", elem_id="cancel-video")
+            video_status = gr.Markdown(elem_id="video-status")
     video_event = run_video.click(on_video, [video_in, style, size], [video_out, video_status], api_name="stylize_video",
                                   concurrency_limit=1, concurrency_id="video")
     cancel_video.click(None, None, None, cancels=[video_event], api_visibility="private")
+    return style

@@ -7,7 +7,6 @@ is testable directly and the same code serves the browser and `gradio_client` us
 from __future__ import annotations
 
 import logging
-import os
 import statistics
 import threading
 import time
@@ -90,8 +89,8 @@ class SRStep:
 class Services:
     """Loads every model once at start-up; missing or broken ones are reported, not fatal."""
 
-    def __init__(self, device: str | None = None) -> None:
-        self.device = pick_device(device or os.environ.get("PERCEPTUAL_DEVICE", "auto"))
+    def __init__(self, device: str = "auto") -> None:
+        self.device = pick_device(device)
         self.models: dict[str, ModelStatus] = {}
         self.runners: dict[str, Runner] = {}
         self._loss_network: LossNetwork | None = None
@@ -111,14 +110,20 @@ class Services:
         names = [n for n in hub.available_models() if n.startswith("style/")]
         names += [sr_model_name(m, s) for s in (4, 8) for m in ("srcnn", "pixel", "feat")]
         for name in names:
-            try:
-                runner = Runner.load(name, self.device)
-                self.runners[name] = runner
-                self.models[name] = ModelStatus(name, origin=runner.config.get("origin", ""))
-                log.info("%s: %s", name, self.models[name].origin)
-            except Exception as exc:  # noqa: BLE001 - any broken file: report it, serve the rest
-                self.models[name] = ModelStatus(name, error=_unavailable_in_words(exc))
-                log.warning("%s unavailable: %s", name, _short(exc))
+            self.load_model(name)
+
+    def load_model(self, name: str) -> bool:
+        """Load one model (at start-up, or a style just trained here); a broken one is reported, not fatal."""
+        try:
+            runner = Runner.load(name, self.device)
+        except Exception as exc:  # noqa: BLE001 - any broken file: report it, serve the rest
+            self.models[name] = ModelStatus(name, error=_unavailable_in_words(exc))
+            log.warning("%s unavailable: %s", name, _short(exc))
+            return False
+        self.runners[name] = runner
+        self.models[name] = ModelStatus(name, origin=runner.config.get("origin", ""))
+        log.info("%s: %s", name, self.models[name].origin)
+        return True
 
     def warm_up(self) -> None:
         """Run every network once and load the loss network, before the page is served.
@@ -136,18 +141,15 @@ class Services:
             pass  # the status line and the Optimization button say it is unavailable
         log.info("warmed up in %.1f s", time.perf_counter() - start)
 
-    def compile_in_background(self) -> threading.Thread | None:
-        """Switch every network to its torch.compile'd graph once compiled (tens of seconds on a CPU).
-
-        Requests are served by the eager fast path meanwhile. PERCEPTUAL_COMPILE=0 turns this off.
-        """
-        if os.environ.get("PERCEPTUAL_COMPILE", "1") == "0":
-            return None
+    def compile_in_background(self, names: list[str] | None = None) -> threading.Thread:
+        """Switch networks (default: all) to their torch.compile'd graph once compiled (tens of seconds
+        on a CPU; the networks of one architecture share a graph). Requests are served by the eager
+        fast path meanwhile."""
 
         def compile_all() -> None:
-            for name, runner in list(self.runners.items()):
+            for name in names or list(self.runners):
                 try:
-                    runner.compile()
+                    self.runners[name].compile()
                 except Exception as exc:  # noqa: BLE001 - the eager path keeps serving
                     log.warning("%s not compiled, served uncompiled: %s", name, _short(exc))
             self.compiling = False
@@ -255,6 +257,16 @@ class Services:
         runner(image)
         return statistics.median(runner.timed(image)[1] for _ in range(repeats))
 
+    def gatys_style(self, style: str | None, upload: ImageSource | None) -> tuple[torch.Tensor, str]:
+        """The style image the optimization uses, and its label: an upload wins over the picked
+        style's own image."""
+        if upload is not None:
+            return self.read_image(upload, "a style image")[0], "uploaded style"
+        path = self.style_image(style) if style else None
+        if path is None:
+            raise UserError("Upload a style image for the optimization (no image is bundled for this style).")
+        return load_image(path), style
+
     def gatys(
         self, content: torch.Tensor, style_image: torch.Tensor, size: int, iterations: int,
     ) -> Iterator[Progress]:
@@ -344,7 +356,7 @@ def origin_in_words(origin: str) -> str:
         return f"file set by {WEIGHTS_ENV}"
     if kind == "torchvision":
         return "torchvision download"
-    return origin if origin == "bundled" else "elsewhere (see the server log)"
+    return origin if origin in ("bundled", hub.TRAINED_HERE) else "elsewhere (see the server log)"
 
 
 def _unavailable_in_words(exc: Exception) -> str:

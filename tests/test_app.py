@@ -187,7 +187,7 @@ def test_only_the_projects_errors_become_user_messages(caplog):
     traceback, and the page gets a short generic message (no internals)."""
     import gradio as gr
 
-    from demo.ui import SERVER_FAULT, user_errors
+    from demo.widgets import SERVER_FAULT, user_errors
     from perceptual_models.errors import ImageError
 
     @user_errors

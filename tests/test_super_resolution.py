@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from demo.services import Services, SRComparison, SRStep
-from demo.ui import SR_HEADERS, _sr_outputs
+from demo.sr_tab import SR_HEADERS, sr_outputs
 from perceptual_models.image_io import load_image, resize_longer_side
 from perceptual_models.inference import SR_LABELS, SR_METHODS, sr_model_name
 from perceptual_models.metrics import psnr, ssim
@@ -64,7 +64,7 @@ def test_outputs_say_identical_instead_of_infinite_psnr(services):
     flat = torch.full((1, 3, 64, 64), 0.4)  # every method reproduces a flat image exactly
     *_, comparison = services.upscale(flat, 4, True, "bicubic")
     assert comparison.results[0].psnr == math.inf
-    gallery, crops, table, note = _sr_outputs(comparison, 4, None, "")
+    gallery, crops, table, note = sr_outputs(comparison, 4, None, "")
     assert list(table.columns) == SR_HEADERS and not re.search(r"\binf\b", table.to_string() + note)
     bicubic = table.iloc[0]
     assert bicubic["PSNR (dB)"] == "identical" and bicubic["SSIM"] == "1.0000"

@@ -1,0 +1,197 @@
+"""The Style transfer tab: the feed-forward network against Gatys et al.'s optimization.
+
+Click "Feed-forward network" -> `on_stylize` -> `Services.stylize` (demo/services.py) ->
+`Runner` (perceptual_models/inference.py): the whole path from the button to the image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from dataclasses import dataclass
+
+import gradio as gr
+import pandas as pd
+
+from perceptual_models.gatys import GATYS_OBJECTIVE
+from perceptual_models.inference import device_name
+
+from .components import UploadedImage
+from .gpu import on_gpu
+from .services import Services, UserError
+from .widgets import EXAMPLES, as_file, in_page, size_text, user_errors
+
+# What a student compares comes first: on a phone the columns after them are a sideways scroll away.
+TIMING_HEADERS = ["method", "seconds", "speed-up", "size (px)", "device"]
+
+
+@dataclass
+class StyleTab:
+    """The tab's components that other tabs update (a newly trained style joins these lists)."""
+
+    tab: gr.Tab
+    style: gr.Dropdown
+    style_gallery: gr.Gallery
+
+
+def style_thumbnails(services: Services) -> list[tuple[str, str]]:
+    return [(str(path), name) for name in services.style_names() if (path := services.style_image(name))]
+
+
+def build_style_tab(services: Services) -> StyleTab:
+    """The tab's layout and events; call inside a `gr.Blocks` (demo/ui.py does)."""
+    styles = services.style_names()
+    stop_requests: dict[str, threading.Event] = {}  # browser session -> the Stop of its running optimization
+
+    @in_page
+    @on_gpu()
+    @user_errors
+    def on_stylize(content, style, size, timings):
+        image, note = services.read_image(content, "a content image")
+        if not style:
+            raise UserError("Pick a style first.")
+        output, seconds = services.stylize(image, style, int(size))
+        timings = {**(timings or {}), "feedforward": {
+            "seconds": seconds, "size": size_text(output), "device": device_name(services.device),
+            "detail": style}}
+        return as_file(output), _timing_table(timings), timings, note
+
+    @on_gpu(duration=120)
+    @user_errors
+    def gatys_job(content, style, custom_style, size, iterations, timings):
+        image, note = services.read_image(content, "a content image")
+        style_image, style_label = services.gatys_style(style, custom_style)
+        timings = dict(timings or {})
+        for progress in services.gatys(image, style_image, int(size), int(iterations)):
+            reference = None
+            if progress.done:  # the speed-up's other side: a warm network pass at exactly this size
+                reference = services.feedforward_seconds(None if custom_style is not None else style,
+                                                         *progress.image.shape[-2:])
+            timings["gatys"] = {"seconds": progress.elapsed, "size": size_text(progress.image),
+                                "device": device_name(services.device), "done": progress.done,
+                                "iteration": progress.iteration, "iterations": int(iterations),
+                                "network_seconds": reference,
+                                "detail": f"{style_label}, {progress.iteration} it."}
+            status = (f"**{'Done' if progress.done else 'Optimizing'}**: iteration {progress.iteration} / "
+                      f"{int(iterations)}, {progress.elapsed:.1f} s, total loss {progress.losses.get('total', 0):.4g}")
+            yield (as_file(progress.image), "\n\n".join(filter(None, [status, note])),
+                   gr.LinePlot(_loss_frame(progress.history), x_lim=[0, int(iterations)]),
+                   _timing_table(timings), timings)
+
+    @in_page
+    def on_gatys(content, style, custom_style, size, iterations, timings, request: gr.Request):
+        """Streams `gatys_job`. Stop ends it after the image on screen, which stays, and says so.
+
+        The Stop flag is checked here, in the server process, between updates: on ZeroGPU the
+        optimization runs in a worker process that the flag cannot reach.
+        """
+        stop = stop_requests[request.session_hash] = threading.Event()
+        latest = timings or {}
+        try:
+            with contextlib.closing(gatys_job(content, style, custom_style, size, iterations, timings)) as job:
+                for update in job:
+                    yield update
+                    latest = update[-1]
+                    if stop.is_set():
+                        break
+        finally:
+            if stop_requests.get(request.session_hash) is stop:
+                del stop_requests[request.session_hash]
+        entry = latest.get("gatys")
+        if stop.is_set() and entry and not entry["done"]:
+            stopped = f"**Stopped** at iteration {entry['iteration']} / {entry['iterations']}, {entry['seconds']:.1f} s"
+            yield gr.skip(), stopped, gr.skip(), gr.skip(), gr.skip()
+
+    def on_stop(request: gr.Request):
+        stop = stop_requests.get(request.session_hash)
+        if stop is not None:
+            stop.set()
+
+    def on_pick_style(event: gr.SelectData):
+        return services.style_names()[event.index]
+
+    with gr.Tab("Style transfer", id="style") as tab:
+        timings = gr.State({})
+        with gr.Row():
+            with gr.Column(scale=1):
+                content = UploadedImage(label="Content image", sources=["upload", "webcam", "clipboard"],
+                                        type="filepath", height=300, elem_id="content-image")
+                if EXAMPLES:
+                    gr.Examples([[str(p)] for p in EXAMPLES], inputs=[content], label="Example photos",
+                                elem_id="content-examples")
+            with gr.Column(scale=1, elem_id="style-controls"):
+                style_gallery = gr.Gallery(style_thumbnails(services), label="Trained styles (click to pick)", columns=5,
+                                           height="auto", allow_preview=False, object_fit="cover", interactive=False,
+                                           elem_id="style-gallery", elem_classes="full-grid")
+                # Custom values: an API caller may name a style trained after this page was built.
+                style = gr.Dropdown(styles, value=styles[0] if styles else None, label="Style",
+                                    allow_custom_value=True, elem_id="style-choice")
+                size = gr.Slider(128, 1024, value=services.default_size, step=32, label="Output size (longer side, px)",
+                                 elem_id="output-size")
+                with gr.Accordion("Optimization (Gatys et al.) settings", open=False, elem_id="gatys-settings"):
+                    iterations = gr.Slider(10, 500, value=100, step=10, label="L-BFGS iterations")
+                    custom_style = UploadedImage(label="Any style image (optimization only)", type="filepath",
+                                                 height=160)
+                with gr.Row(elem_id="run-buttons"):
+                    run_ff = gr.Button("Feed-forward network", variant="primary", elem_id="run-feedforward")
+                    run_gatys = gr.Button("Optimization (Gatys)", elem_id="run-gatys")
+                    stop_gatys = gr.Button("Stop", variant="stop", elem_id="stop-gatys")
+        with gr.Row():
+            ff_out = gr.Image(label="Feed-forward network (one pass)", format="png", elem_id="feedforward-output",
+                              height=400)
+            gatys_out = gr.Image(label="Optimization (Gatys et al.)", format="png", elem_id="gatys-output",
+                                 height=400)
+        with gr.Row():
+            ff_note = gr.Markdown()
+            gatys_status = gr.Markdown(elem_id="gatys-status")
+        # Not wrapped: on a phone, wrapped columns are a few letters wide and break numbers.
+        timing_table = gr.Dataframe(headers=TIMING_HEADERS, interactive=False, elem_id="timing-table",
+                                    label="Timing on this device (speed-up: against a warm network pass at the "
+                                          "same size, timed right after the optimization)")
+        # No fixed height: with one, Gradio fits the chart to it and cuts off the legend below.
+        loss_plot = gr.LinePlot(x="iteration", y="log10 loss", color="term", x_axis_format="d",
+                                color_map={"content": "#1f77b4", "style": "#ff7f0e", "TV": "#2ca02c"},
+                                label="Optimization loss (log10, weighted terms)", elem_id="loss-plot")
+    style_gallery.select(on_pick_style, None, style, api_visibility="private")
+    run_ff.click(on_stylize, [content, style, size, timings], [ff_out, timing_table, timings, ff_note],
+                 api_name="stylize", concurrency_limit=4, concurrency_id="feedforward")
+    run_gatys.click(
+        on_gatys, [content, style, custom_style, size, iterations, timings],
+        [gatys_out, gatys_status, loss_plot, timing_table, timings],
+        api_name="gatys", concurrency_limit=1, concurrency_id="optimization")
+    stop_gatys.click(on_stop, None, None, queue=False, api_visibility="private")
+    return StyleTab(tab, style, style_gallery)
+
+
+def _timing_table(timings: dict) -> pd.DataFrame:
+    """The last feed-forward run and the last optimization. The speed-up divides a finished
+    optimization's time by a warm network pass timed right after it at the same size, never by
+    whichever (maybe first, maybe other-sized) network run came last."""
+    rows = []
+    for key, label in (("feedforward", "Feed-forward"), ("gatys", "Gatys")):
+        entry = timings.get(key)
+        if entry:
+            speedup = ""
+            if entry.get("network_seconds"):
+                speedup = f"{entry['seconds'] / entry['network_seconds']:.0f}x vs. {entry['network_seconds']:.3f} s"
+            rows.append([f"{label}, {entry['detail']}", f"{entry['seconds']:.3f}", speedup, entry["size"],
+                         entry["device"]])
+    return pd.DataFrame(rows, columns=TIMING_HEADERS)
+
+
+
+def _loss_frame(history: list[dict]) -> pd.DataFrame:
+    """The weighted terms of the optimization's loss, log10 (their sum, the total, is in the status
+    text: drawn here it would lie on top of the largest term)."""
+    objective = GATYS_OBJECTIVE  # what Services.gatys optimises
+    weights = {"content": objective.content_weight, "style": objective.style_weight, "TV": objective.tv_weight}
+    rows = []
+    for entry in history:
+        for term, weight in weights.items():
+            value = entry[term.lower()] * weight
+            if value > 0:
+                rows.append({"iteration": entry["iteration"], "log10 loss": math.log10(value), "term": term})
+    return pd.DataFrame(rows, columns=["iteration", "log10 loss", "term"])
+
+

@@ -1,0 +1,149 @@
+"""The "Train your own style" tab: a painting in, a feed-forward network out, during the lesson.
+
+Start -> `TrainingJobs.submit` (demo/training.py) queues a `python -m train style` subprocess; the
+page then follows the job's folder (iteration, time left, loss curve, the validation photo through
+the network as it learns) until it ends, and the new style joins every style list on the page.
+Closing the tab does not stop the job; opening the page again follows it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import gradio as gr
+import pandas as pd
+
+from perceptual_models.losses import StyleObjective
+
+from .components import UploadedImage
+from .services import Services, UserError
+from .training import JobProgress, TrainingJobs
+from .widgets import in_page, user_errors
+
+POLL_SECONDS = 2.0  # how often a page re-reads its job's progress
+RENDERS_SHOWN = 8  # the latest validation renders on screen
+JOB_HEADERS = ["style", "state", "budget", "iterations", "submitted"]
+OBJECTIVE = StyleObjective()  # what `python -m train style` optimises unless told otherwise, as the jobs run it
+
+
+def build_train_tab(page: gr.Blocks, services: Services, jobs: TrainingJobs,
+                    style_lists: list[gr.components.Component], refresh_styles: Callable[[], tuple]) -> None:
+    """The tab's layout and events; call inside `page` (demo/ui.py does).
+
+    `style_lists` are the page's style pickers, updated by `refresh_styles()` when a job ends.
+    Following a job holds a worker thread (it sleeps between reads), so followers are limited:
+    four Start clicks and eight reopened pages at once; more wait in Gradio's queue.
+    """
+
+    def follow(name: str):
+        """Yields the page's view of job `name` every POLL_SECONDS until it ends."""
+        while True:
+            progress = jobs.progress(name)
+            yield (name, _status(progress, jobs), _loss_frame(progress), _renders(progress, jobs),
+                   _job_table(jobs))
+            if not progress.active:
+                return
+            time.sleep(POLL_SECONDS)
+
+    @in_page
+    @user_errors
+    def on_train(style_image, budget, name):
+        """Queue a job and follow it to the end; the last update names the new style."""
+        if style_image is None:
+            raise UserError("Upload a style image (a painting, a drawing) or pick one below first.")
+        job = jobs.submit(style_image, budget, name or "", taken=services.style_names())
+        yield from follow(job.name)
+
+    def on_open():
+        """A page opened (or reopened) while a job trains follows it."""
+        name = jobs.latest_active()
+        if name is None:
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), _job_table(jobs)
+            return
+        yield from follow(name)
+
+    @user_errors
+    def on_stop(name):
+        if name:
+            jobs.stop(name)
+
+    with gr.Tab("Train your own style", id="train"):
+        gr.Markdown(
+            "Train a feed-forward network for **any painting or drawing**, the paper's recipe on this machine: the "
+            "network learns to match the painting's Gram matrices and each photo's VGG features over many training "
+            "photos. Watch the validation photo take on the style; when the job ends, the new style is in the "
+            "**Style transfer** and **Live** tabs. One job trains at a time (others queue); it uses at most half of "
+            "the machine's cores and keeps running if you close this page.")
+        with gr.Row():
+            with gr.Column(scale=1):
+                style_image = UploadedImage(label="Style image", type="filepath", height=240, elem_id="train-style")
+                examples = [[str(path)] for name in services.style_names() if (path := services.style_image(name))]
+                if examples:
+                    gr.Examples(examples, inputs=[style_image], label="Or one of the paper's paintings")
+            with gr.Column(scale=1):
+                budget = gr.Radio([(b.label, key) for key, b in jobs.budgets.items()], value=next(iter(jobs.budgets)),
+                                  label="Training budget", elem_id="train-budget")
+                name = gr.Textbox(label="Name (optional: letters, digits, _)", max_lines=1, elem_id="train-name")
+                with gr.Row():
+                    start = gr.Button("Train", variant="primary", elem_id="train-start")
+                    stop = gr.Button("Stop (keeps the network so far)", variant="stop", elem_id="train-stop")
+                job_name = gr.Textbox(label="Job on this page", interactive=False, elem_id="train-job")
+                status = gr.Markdown(elem_id="train-status")
+        with gr.Row():
+            renders = gr.Gallery(label="The validation photo through the network, as it learns", columns=4,
+                                 height="auto", object_fit="contain", elem_id="train-renders", elem_classes="full-grid")
+            losses = gr.LinePlot(x="iteration", y="log10 loss", color="term", x_axis_format="d",
+                                 color_map={"total": "#444444", "content": "#1f77b4", "style": "#ff7f0e"},
+                                 label="Training loss (log10, weighted terms, mean over 10 steps)",
+                                 elem_id="train-losses")
+        table = gr.Dataframe(headers=JOB_HEADERS, interactive=False, label="Jobs on this machine",
+                             elem_id="train-jobs")
+
+    outputs = [job_name, status, losses, renders, table]
+    start.click(on_train, [style_image, budget, name], outputs, api_name="train_style",
+                concurrency_limit=4, concurrency_id="train-start").then(refresh_styles, None, style_lists, api_visibility="private")
+    stop.click(on_stop, [job_name], None, queue=False, api_visibility="private")
+    page.load(on_open, None, outputs, api_visibility="private", concurrency_limit=8, concurrency_id="train-watch",
+              show_progress="hidden").then(refresh_styles, None, style_lists, api_visibility="private")
+
+
+def _status(progress: JobProgress, jobs: TrainingJobs) -> str:
+    job, budget = progress.job, jobs.budgets.get(progress.job.budget)
+    where = f"`{job.name}`"
+    if job.state == "queued":
+        return f"**Queued** {where}: position {progress.queue_position} (one job trains at a time on this machine)."
+    done = f"iteration {progress.step} / {progress.iterations}, {progress.seconds / 60:.1f} min"
+    if job.state == "running":
+        left = f", about {math.ceil(progress.remaining / 60)} min left" if progress.remaining is not None else ""
+        return f"**Training** {where}: {done}{left} ({budget.label.lower() if budget else job.budget})."
+    if job.state == "done":
+        return f"**Done** {where}: {done}. The style is now in the Style transfer and Live tabs."
+    if job.state == "stopped":
+        return f"**Stopped** {where} at {done}. {job.message}"
+    return f"**{job.state.capitalize()}** {where}. {job.message}"
+
+
+def _loss_frame(progress: JobProgress) -> pd.DataFrame:
+    """The loop logs the total and the unweighted terms; a job trains with the default objective."""
+    weights = {"total": 1.0, "content": OBJECTIVE.content_weight, "style": OBJECTIVE.style_weight}
+    rows = [{"iteration": row["step"], "log10 loss": math.log10(row[term] * weight), "term": term}
+            for row in progress.losses for term, weight in weights.items() if row.get(term, 0) > 0]
+    return pd.DataFrame(rows, columns=["iteration", "log10 loss", "term"])
+
+
+def _renders(progress: JobProgress, jobs: TrainingJobs) -> list[tuple[str, str]]:
+    style = jobs.jobs_dir / progress.job.name / "style.jpg"
+    shown = [(str(style), "style image")] if style.is_file() else []
+    return shown + [(str(path), f"iteration {step}") for path, step in progress.renders[-RENDERS_SHOWN:]]
+
+
+def _job_table(jobs: TrainingJobs) -> pd.DataFrame:
+    rows = []
+    for job in reversed(jobs.jobs()[-10:]):
+        progress = jobs.progress(job.name)
+        budget = jobs.budgets.get(job.budget)
+        rows.append([job.name, job.state, budget.label if budget else job.budget,
+                     f"{progress.step} / {progress.iterations}", time.strftime("%H:%M", time.localtime(job.submitted))])
+    return pd.DataFrame(rows, columns=JOB_HEADERS)

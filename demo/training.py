@@ -1,0 +1,283 @@
+"""Training jobs behind the "Train your own style" tab: the project's one training loop, one job at a time.
+
+A job is `python -m train style ...` (train/loop.py, the same loop as every bundled model) in a
+subprocess at low priority with half the cores, so the app keeps serving while it trains.
+Everything about a job lives in its folder (job.json, the loop's log.csv, val/ renders, the
+checkpoint), so it outlives the browser tab, any page can follow it, and a restarted app finds it.
+A finished or stopped job's network is exported like the bundled ones (fp16 safetensors, JSON
+config, model card, the style image as thumbnail) into the user-models folder, where the model
+resolver (`perceptual_models.hub`, origin "trained here") and the style lists find it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from perceptual_models.image_io import load_image, resize_longer_side, to_pil
+from perceptual_models.publish import export_model
+
+from .services import UserError
+
+log = logging.getLogger("perceptual_losses.training")
+REPO = Path(__file__).resolve().parents[1]
+STYLE_MIN_SIDE = 64  # a style image smaller than this has no strokes to learn
+STYLE_SIDE = 512  # the style image is kept at this longer side (the trainer's --style-size)
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_]{0,39}")
+ACTIVE = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long a job trains: `iterations` at `image_size` px crops, stopping at `max_minutes` in any case."""
+
+    label: str
+    iterations: int
+    image_size: int
+    max_minutes: float
+    val_every: int  # a render of the validation photo every this many steps
+    amp: str = "bf16"  # the bundled CPU models were trained with bf16 autocast
+
+
+# The recipe of the bundled styles (README: the style-artefact experiments): 128 px crops, ~1 it/s on one core.
+CPU_BUDGETS = {
+    "quick": Budget("Quick: about 10 minutes", iterations=600, image_size=128, max_minutes=10.5, val_every=50),
+    "better": Budget("Better: about 30 minutes", iterations=1800, image_size=128, max_minutes=30.5, val_every=150),
+}
+# On a GPU the same minutes buy the paper's 256 px crops and far more steps.
+GPU_BUDGETS = {
+    "quick": Budget("Quick: up to 10 minutes on the GPU", iterations=20000, image_size=256, max_minutes=10,
+                    val_every=1000),
+    "better": Budget("Better: up to 30 minutes on the GPU", iterations=40000, image_size=256, max_minutes=30,
+                     val_every=2000),
+}
+
+
+@dataclass
+class Job:
+    name: str
+    budget: str
+    state: str = "queued"  # queued | running | done | stopped | failed | interrupted
+    submitted: float = field(default_factory=time.time)
+    started: float | None = None
+    ended: float | None = None
+    message: str = ""
+
+
+@dataclass
+class JobProgress:
+    """What a page shows of a job: read from its folder, so any process or page can ask."""
+
+    job: Job
+    queue_position: int  # 0 when not waiting
+    step: int
+    iterations: int
+    seconds: float
+    remaining: float | None
+    losses: list[dict[str, float]]  # the loop's log rows: step, total, content, style, tv
+    renders: list[tuple[Path, int]]  # (validation render, its step), oldest first
+
+    @property
+    def active(self) -> bool:
+        return self.job.state in ACTIVE
+
+
+class TrainingJobs:
+    """The queue of style-training jobs of this machine, run one at a time by a worker thread.
+
+    `on_model(name)` is called with the new model's name (e.g. "style/my_drawing") once its files
+    are in `models_dir`.
+    """
+
+    def __init__(self, models_dir: Path, data: Sequence[Path], budgets: dict[str, Budget], device: str,
+                 on_model: Callable[[str], None], threads: int = 0) -> None:
+        self.models_dir = Path(models_dir)
+        self.jobs_dir = self.models_dir / "jobs"  # below the models' <kind>/<name> depth: not a model
+        self.data = [Path(d) for d in data]
+        self.budgets = budgets
+        self.device = device
+        self.on_model = on_model
+        self.threads = threads or max(1, (os.cpu_count() or 2) // 2)
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._process: subprocess.Popen | None = None
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        for job in self.jobs():  # a job the last app process was running when it stopped
+            if job.state == "running":
+                self._save(Job(**{**asdict(job), "state": "interrupted", "ended": time.time(),
+                                  "message": "The app restarted while this job trained."}))
+        threading.Thread(target=self._work, name="training-jobs", daemon=True).start()
+
+    # --- what pages ask -------------------------------------------------------------------
+
+    def jobs(self) -> list[Job]:
+        """Every job, oldest first."""
+        found = []
+        for path in self.jobs_dir.glob("*/job.json"):
+            try:
+                found.append(Job(**json.loads(path.read_text())))
+            except (OSError, ValueError, TypeError):
+                log.warning("unreadable job file %s", path)
+        return sorted(found, key=lambda job: job.submitted)
+
+    def job(self, name: str) -> Job:
+        path = self.jobs_dir / name / "job.json"
+        if not path.is_file():
+            raise UserError(f"There is no training job named {name!r}.")
+        return Job(**json.loads(path.read_text()))
+
+    def latest_active(self) -> str | None:
+        """The name of the running job, else of the next queued one."""
+        active = [job for job in self.jobs() if job.state in ACTIVE]
+        active.sort(key=lambda job: (job.state != "running", job.submitted))
+        return active[0].name if active else None
+
+    def progress(self, name: str) -> JobProgress:
+        job = self.job(name)
+        run_dir = self.jobs_dir / name
+        rows = _read_rows(run_dir / "log.csv")
+        budget = self.budgets.get(job.budget)
+        iterations = budget.iterations if budget else 0
+        step, seconds = (int(rows[-1]["step"]), rows[-1]["seconds"]) if rows else (0, 0.0)
+        remaining = None
+        if job.state == "running" and budget and step:
+            remaining = min((iterations - step) * seconds / step, budget.max_minutes * 60 - seconds)
+            remaining = max(0.0, remaining)
+        renders = sorted((path, int(path.stem.removeprefix("step_"))) for path in (run_dir / "val").glob("step_*.jpg"))
+        queued = [j.name for j in self.jobs() if j.state == "queued"]
+        position = queued.index(name) + 1 if name in queued else 0
+        return JobProgress(job, position, step, iterations, seconds, remaining, rows, renders)
+
+    # --- what pages do --------------------------------------------------------------------
+
+    def submit(self, style: str | Path, budget: str, name: str = "", taken: Sequence[str] = ()) -> Job:
+        """Check the style image and the name, keep a copy of the image, and queue the job.
+
+        `taken`: style names already in use (bundled, Hub, trained here), which a new one must not shadow.
+        """
+        if budget not in self.budgets:
+            raise UserError(f"Unknown budget {budget!r}; choose one of {', '.join(self.budgets)}.")
+        image = load_image(style, min_side=STYLE_MIN_SIDE)  # ImageError, a message for the user, if unusable
+        name = _clean_name(name or Path(str(style)).stem)
+        with self._lock:
+            if name in taken or (self.jobs_dir / name).exists():
+                raise UserError(f"The name {name!r} is taken; choose another one.")
+            run_dir = self.jobs_dir / name
+            run_dir.mkdir(parents=True)
+            to_pil(resize_longer_side(image, STYLE_SIDE)).save(run_dir / "style.jpg", quality=95)
+            job = Job(name, budget)
+            self._save(job)
+            self._wake.notify_all()
+        log.info("training job %s queued (%s)", name, budget)
+        return job
+
+    def stop(self, name: str) -> None:
+        """A queued job is dropped; a running one saves its network at the next step and is exported."""
+        with self._lock:
+            job = self.job(name)
+            if job.state == "queued":
+                self._save(Job(**{**asdict(job), "state": "stopped", "ended": time.time(),
+                                  "message": "Stopped before it started."}))
+            elif job.state == "running":
+                (self.jobs_dir / name / "STOP").touch()
+
+    # --- the worker -----------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not (queued := [j for j in self.jobs() if j.state == "queued"]):
+                    self._wake.wait()
+                job = Job(**{**asdict(queued[0]), "state": "running", "started": time.time()})
+                self._save(job)
+            try:
+                self._run(job)
+            except Exception as exc:  # one job's failure must not end the worker
+                log.exception("training job %s failed", job.name)
+                self._finish(job, "failed", f"Training failed ({type(exc).__name__}); the server log says why.")
+
+    def _command(self, job: Job) -> list[str]:
+        budget, run_dir = self.budgets[job.budget], self.jobs_dir / job.name
+        return [
+            sys.executable, "-m", "train", "style", "--style", str(run_dir / "style.jpg"), "--run-dir", str(run_dir),
+            "--data", *map(str, self.data), "--iterations", str(budget.iterations),
+            "--image-size", str(budget.image_size), "--style-size", str(STYLE_SIDE),
+            "--max-minutes", str(budget.max_minutes), "--device", self.device,
+            "--amp", budget.amp if self.device == "cpu" else "auto", "--threads", str(self.threads),
+            "--log-every", "10", "--val-every", str(budget.val_every), "--checkpoint-every", str(budget.val_every),
+            "--stop-file", str(run_dir / "STOP"), "--note", f"trained in the app ({budget.label})",
+        ]
+
+    def _run(self, job: Job) -> None:
+        run_dir = self.jobs_dir / job.name
+        with (run_dir / "train.log").open("w") as output:
+            # Lower priority than the app: a click or a live frame goes first when both want the CPU.
+            process = subprocess.Popen(self._command(job), cwd=REPO, stdout=output, stderr=subprocess.STDOUT)
+            if hasattr(os, "setpriority"):
+                os.setpriority(os.PRIO_PROCESS, process.pid, 10)
+            self._process = process
+            code = process.wait()
+            self._process = None
+        trained = run_dir / "model.safetensors"
+        if code != 0 or not trained.is_file():
+            tail = (run_dir / "train.log").read_text(errors="replace")[-2000:]
+            log.error("training job %s ended with code %s:\n%s", job.name, code, tail)
+            self._finish(job, "failed", "Training failed; the server log says why.")
+            return
+        name = f"style/{job.name}"
+        export_model(trained, name, self.models_dir)
+        (self.models_dir / "styles").mkdir(exist_ok=True)
+        to_pil(resize_longer_side(load_image(run_dir / "style.jpg"), 384)).save(
+            self.models_dir / "styles" / f"{job.name}.jpg", quality=90)
+        stopped = (run_dir / "STOP").exists()
+        self._finish(job, "stopped" if stopped else "done",
+                     "Stopped; the network so far is saved and in the style list." if stopped else "")
+        self.on_model(name)
+
+    def _finish(self, job: Job, state: str, message: str) -> None:
+        with self._lock:
+            self._save(Job(**{**asdict(job), "state": state, "ended": time.time(), "message": message}))
+        log.info("training job %s %s", job.name, state)
+
+    def _save(self, job: Job) -> None:
+        path = self.jobs_dir / job.name / "job.json"
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(asdict(job), indent=2))
+        partial.replace(path)
+
+    def close(self) -> None:
+        """Stop a running job's process (tests, shutdown); its checkpoint stays."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.terminate()
+
+
+def _clean_name(text: str) -> str:
+    """A style name from free text: lower case, letters, digits and underscores, at most 40 characters."""
+    name = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40].rstrip("_")
+    if not NAME_PATTERN.fullmatch(name):
+        raise UserError("Give the style a name made of letters or digits.")
+    return name
+
+
+def _read_rows(path: Path) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        rows = []
+        for row in csv.DictReader(f):
+            try:
+                rows.append({key: float(value) for key, value in row.items()})
+            except (TypeError, ValueError):
+                break  # a row the loop is writing right now
+        return rows
