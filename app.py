@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -60,6 +62,12 @@ def main(argv: list[str] | None = None) -> None:
 
         budgets = GPU_BUDGETS if services.device.type == "cuda" else CPU_BUDGETS
         jobs = TrainingJobs(HubSettings.from_env().user_dir, train_data, budgets, services.device.type, on_model)
+
+        def shut_down(*_) -> None:  # a running job saves its network first (exported at the next start)
+            jobs.close()
+            sys.exit(0)
+
+        signal.signal(signal.SIGTERM, shut_down)
     demo = build_demo(services, jobs)
     # Gradio imports matplotlib and resolves its backend around every event: done now, the first
     # click does not pay for it (0.3-0.5 s).

@@ -29,7 +29,9 @@ def running_app(log_dir: Path, *, cwd: Path = REPO, **env: str) -> Iterator[tupl
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     log = (log_dir / "app.log").open("w")
-    environment = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **env}
+    # A fresh app: no styles trained earlier on this machine, unless the caller says where they are.
+    environment = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False",
+                   "PERCEPTUAL_USER_MODELS": str(log_dir / "user-models"), **env}
     process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=cwd, env=environment,
                                stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"

@@ -114,8 +114,7 @@ class TrainingJobs:
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         for job in self.jobs():  # a job the last app process was running when it stopped
             if job.state == "running":
-                self._save(Job(**{**asdict(job), "state": "interrupted", "ended": time.time(),
-                                  "message": "The app restarted while this job trained."}))
+                self._recover(job)
         threading.Thread(target=self._work, name="training-jobs", daemon=True).start()
 
     # --- what pages ask -------------------------------------------------------------------
@@ -234,15 +233,20 @@ class TrainingJobs:
             log.error("training job %s ended with code %s:\n%s", job.name, code, tail)
             self._finish(job, "failed", "Training failed; the server log says why.")
             return
-        name = f"style/{job.name}"
-        export_model(trained, name, self.models_dir)
-        (self.models_dir / "styles").mkdir(exist_ok=True)
-        to_pil(resize_longer_side(load_image(run_dir / "style.jpg"), 384)).save(
-            self.models_dir / "styles" / f"{job.name}.jpg", quality=90)
+        name = self._export(job.name)
         stopped = (run_dir / "STOP").exists()
         self._finish(job, "stopped" if stopped else "done",
                      "Stopped; the network so far is saved and in the style list." if stopped else "")
         self.on_model(name)
+
+    def _export(self, job_name: str) -> str:
+        """The run's network into the user-models folder, as the bundled ones are; returns its model name."""
+        run_dir, name = self.jobs_dir / job_name, f"style/{job_name}"
+        export_model(run_dir / "model.safetensors", name, self.models_dir)
+        (self.models_dir / "styles").mkdir(exist_ok=True)
+        to_pil(resize_longer_side(load_image(run_dir / "style.jpg"), 384)).save(
+            self.models_dir / "styles" / f"{job_name}.jpg", quality=90)
+        return name
 
     def _finish(self, job: Job, state: str, message: str) -> None:
         with self._lock:
@@ -255,10 +259,28 @@ class TrainingJobs:
         partial.write_text(json.dumps(asdict(job), indent=2))
         partial.replace(path)
 
-    def close(self) -> None:
-        """Stop a running job's process (tests, shutdown); its checkpoint stays."""
+    def _recover(self, job: Job) -> None:
+        """A job that was running when the app stopped: its network, if `close` saved one, is exported."""
+        if (self.jobs_dir / job.name / "model.safetensors").is_file():
+            self._export(job.name)
+            self._finish(job, "stopped", "The app stopped while this job trained; the network so far is saved.")
+        else:
+            self._finish(job, "interrupted", "The app stopped while this job trained; its checkpoint is kept.")
+
+    def close(self, timeout: float = 30.0) -> None:
+        """On shutdown: ask a running job to save its network (the stop file), then end its process.
+
+        The next start of the app exports what it saved (`_recover`).
+        """
         process = self._process
-        if process is not None and process.poll() is None:
+        if process is None or process.poll() is not None:
+            return
+        for job in self.jobs():
+            if job.state == "running":
+                (self.jobs_dir / job.name / "STOP").touch()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
             process.terminate()
 
 

@@ -54,6 +54,7 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
     monkeypatch.delenv("PERCEPTUAL_WEIGHTS_DIR", raising=False)
+    monkeypatch.setenv("PERCEPTUAL_USER_MODELS", str(home / "user-models"))
     monkeypatch.delenv("PERCEPTUAL_HUB_REPO", raising=False)
     monkeypatch.delenv("PERCEPTUAL_HUB_REVISION", raising=False)
     if VGG_FILE.is_file():
