@@ -16,7 +16,7 @@ import argparse
 import logging
 import os
 import signal
-import sys
+import threading
 from pathlib import Path
 
 import matplotlib
@@ -24,7 +24,7 @@ import matplotlib
 from demo.gpu import ZERO_GPU
 from demo.services import Services
 from demo.training import CPU_BUDGETS, GPU_BUDGETS, TrainingJobs
-from demo.ui import PAGE_ASSETS, build_demo
+from demo.ui import build_demo, launch_options
 from demo.widgets import HERE
 from perceptual_models.hub import HubSettings
 from perceptual_models.runtime import configure
@@ -48,24 +48,26 @@ def main(argv: list[str] | None = None) -> None:
     # The process-wide set-up, once: the allocator and cuDNN for the fast path, compile limits.
     services.runtime = configure(services.device, compile=compile_networks)
     services.load_models()
-    if not ZERO_GPU:  # no GPU outside the calls that ask for one
-        services.warm_up()  # before serving: the first click is then as fast as the tenth
+    # Before serving, so that the first click is as fast as the tenth: compiling in the background
+    # made the first minute's clicks slower instead (the compiler holds the GIL and the cores).
     if compile_networks:
-        services.compile_in_background()
+        services.compile_models()
+    if not ZERO_GPU:  # no GPU outside the calls that ask for one
+        services.warm_up()
 
     jobs = None
     if not ZERO_GPU:  # a training job needs a device for minutes, which ZeroGPU does not lend
 
-        def on_model(name: str) -> None:
+        def on_model(name: str) -> None:  # a style trained here; the page serves it at once, eager until compiled
             if services.load_model(name) and compile_networks:
-                services.compile_in_background([name])
+                threading.Thread(target=services.compile_models, args=([name],), daemon=True).start()
 
         budgets = GPU_BUDGETS if services.device.type == "cuda" else CPU_BUDGETS
         jobs = TrainingJobs(HubSettings.from_env().user_dir, train_data, budgets, services.device.type, on_model)
 
         def shut_down(*_) -> None:  # a running job saves its network first (exported at the next start)
             jobs.close()
-            sys.exit(0)
+            os._exit(0)  # as SIGTERM's default would; sys.exit aborts in torch's threads at teardown
 
         signal.signal(signal.SIGTERM, shut_down)
     demo = build_demo(services, jobs)
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     # click does not pay for it (0.3-0.5 s).
     matplotlib.get_backend()
     demo.queue(max_size=64, default_concurrency_limit=2)
-    demo.launch(server_name=host, server_port=args.port, show_error=True, **PAGE_ASSETS)
+    demo.launch(server_name=host, server_port=args.port, show_error=True, **launch_options(jobs))
 
 
 if __name__ == "__main__":

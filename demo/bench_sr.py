@@ -3,8 +3,8 @@
 A 2048x2048 image (an example photo enlarged, or `--image`), x4, the app's defaults (the image is
 the original, bicubic degradation): through `Services` in this process, each method and its
 PSNR/SSIM and the whole comparison; with `--app`, also end to end through gradio_client against
-`python app.py` (upload, queue, the comparison, the PNGs, the download), after `--settle` seconds
-for the background compilation.
+`python app.py` (upload, queue, the comparison, the PNGs, the download), `--settle` seconds after
+the page is served.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--image", type=Path, help="a photo (default: an example enlarged to 2048x2048)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--app", action="store_true", help="also through the running app")
-    parser.add_argument("--settle", type=float, default=60.0, help="seconds to wait after the app starts")
+    parser.add_argument("--settle", type=float, default=0.0, help="seconds to wait after the page is served")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         photo = args.image

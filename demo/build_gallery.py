@@ -19,8 +19,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from perceptual_models import hub
 from perceptual_models.bench import PAPER_TABLE1
-from perceptual_models.evaluate import PAPER_X4
-from perceptual_models.gatys import GatysSettings, transfer
+from perceptual_models.evaluate import format_table
+from perceptual_models.gatys import GatysSettings, reconstruct, transfer
 from perceptual_models.image_io import crop_to_multiple, degrade, load_image, resize_longer_side, to_pil
 from perceptual_models.inference import SR_LABELS, SR_METHODS, Runner, sr_model_name, upscale
 from perceptual_models.losses import PAPER_STYLE_LAYERS
@@ -86,15 +86,13 @@ def gatys_section(size: int, iterations: int) -> dict:
 
 def reconstruction_section(iterations: int) -> dict:
     """The paper's Figure 3: images optimised from noise to match one layer's features or Grams."""
-    from .services import Services
-
-    services = Services("cpu")
+    network = load_loss_network(PAPER_STYLE_LAYERS)
     photo = load_image(EXAMPLES[1])
     images = []
     for mode, title in (("feature", "feature reconstruction"), ("style", "style (Gram) reconstruction")):
         results = [to_pil(resize_longer_side(photo, 192))]
         for layer in PAPER_STYLE_LAYERS:
-            *_, final = services.reconstruct(photo, layer, mode, 192, iterations)
+            *_, final = reconstruct(photo, layer, mode, network, 192, iterations)
             results.append(to_pil(final.image))
         strip = _strip(results, ["photo", *PAPER_STYLE_LAYERS], height=192)
         images.append({"file": _save(strip, f"reconstruction_{mode}.jpg"), "caption": title})
@@ -184,19 +182,8 @@ def live_markdown(path: Path) -> str:
 
 
 def table2_markdown(paths: list[Path]) -> str:
-    blocks = []
-    for path in paths:
-        if not path.is_file():
-            continue
-        result = json.loads(path.read_text())
-        paper = PAPER_X4.get(result["dataset"], {}) if result["scale"] == 4 else {}
-        lines = [f"**{result['dataset']} x{result['scale']}** (PSNR dB / SSIM; {result['protocol']})", "",
-                 "| method | ours | paper |", "| --- | --- | --- |"]
-        for method, values in result["methods"].items():
-            theirs = f"{paper[method][0]:.2f} / {paper[method][1]:.4f}" if method in paper else "-"
-            lines.append(f"| {SR_LABELS.get(method, method)} | {values['psnr']:.2f} / {values['ssim']:.4f} | {theirs} |")
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
+    return "\n\n".join(format_table(json.loads(path.read_text()), SR_LABELS, markdown=True)
+                       for path in paths if path.is_file())
 
 
 def teaser() -> None:

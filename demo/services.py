@@ -18,7 +18,7 @@ import torch
 
 from perceptual_models import hub
 from perceptual_models.errors import PerceptualError
-from perceptual_models.gatys import GatysSettings, Progress, run
+from perceptual_models.gatys import GatysSettings, Progress, reconstruct, run
 from perceptual_models.image_io import (
     ImageSource,
     cap_pixels,
@@ -30,7 +30,7 @@ from perceptual_models.image_io import (
     resize_longer_side,
 )
 from perceptual_models.inference import SR_LABELS, SR_METHODS, Runner, device_name, pick_device, sr_model_name, upscale
-from perceptual_models.losses import PAPER_STYLE_LAYERS, StyleObjective
+from perceptual_models.losses import PAPER_STYLE_LAYERS
 from perceptual_models.metrics import Reference
 from perceptual_models.runtime import RuntimeChoices
 from perceptual_models.vgg import WEIGHTS_ENV, LossNetwork, load_loss_network
@@ -96,7 +96,6 @@ class Services:
         self._loss_network: LossNetwork | None = None
         self._loss_network_error = ""
         self._lock = threading.Lock()
-        self.compiling = False
         self.runtime: RuntimeChoices | None = None  # the process set-up app.py chose, for the status line
 
     @property
@@ -141,24 +140,16 @@ class Services:
             pass  # the status line and the Optimization button say it is unavailable
         log.info("warmed up in %.1f s", time.perf_counter() - start)
 
-    def compile_in_background(self, names: list[str] | None = None) -> threading.Thread:
-        """Switch networks (default: all) to their torch.compile'd graph once compiled (tens of seconds
-        on a CPU; the networks of one architecture share a graph). Requests are served by the eager
-        fast path meanwhile."""
-
-        def compile_all() -> None:
-            for name in names or list(self.runners):
-                try:
-                    self.runners[name].compile()
-                except Exception as exc:  # noqa: BLE001 - the eager path keeps serving
-                    log.warning("%s not compiled, served uncompiled: %s", name, _short(exc))
-            self.compiling = False
-            log.info("networks compiled")
-
-        self.compiling = True
-        thread = threading.Thread(target=compile_all, name="compile-models", daemon=True)
-        thread.start()
-        return thread
+    def compile_models(self, names: list[str] | None = None) -> None:
+        """Switch networks (default: all) to their torch.compile'd graph: 1.5x faster on this CPU
+        (Table 1), compiled in ~20 s at start-up (networks of one architecture share a graph).
+        A network that fails to compile keeps serving on the eager fast path."""
+        for name in names or list(self.runners):
+            try:
+                self.runners[name].compile()
+            except Exception as exc:  # noqa: BLE001 - the eager path keeps serving
+                log.warning("%s not compiled, served uncompiled: %s", name, _short(exc))
+        log.info("compiled: %s", ", ".join(names or self.runners))
 
     def style_names(self) -> list[str]:
         """Every known style, broken ones included (picking one explains why it does not work).
@@ -200,8 +191,6 @@ class Services:
                  f"**Loss network:** {vgg}", f"**Device:** {device_name(self.device)}"]
         if self.runtime is not None:
             parts.append(f"**Runtime:** {self.runtime.summary()}")
-        if self.compiling:
-            parts.append("compiling the networks in the background")
         return " · ".join(parts)
 
     def model_table(self) -> list[list[str]]:
@@ -280,17 +269,8 @@ class Services:
     def reconstruct(
         self, image: torch.Tensor, layer: str, mode: str, size: int, iterations: int,
     ) -> Iterator[Progress]:
-        """The paper's Figure 3: an image from noise that matches one layer's features or Gram matrix."""
-        network = self.loss_network()
-        if mode == "feature":
-            objective = StyleObjective(content_layers=(layer,), style_weight=0.0, tv_weight=0.0)
-        else:
-            layers = PAPER_STYLE_LAYERS[: PAPER_STYLE_LAYERS.index(layer) + 1]
-            objective = StyleObjective(style_layers=layers, content_weight=0.0, style_weight=1.0, tv_weight=0.0)
-        settings = GatysSettings(iterations=iterations, objective=objective, init="noise",
-                                 report_every=max(1, iterations // 40))
-        target = resize_longer_side(image, size)
-        yield from run(target, target, network, settings)
+        """The paper's Figure 3 with the app's loss network (`perceptual_models.gatys.reconstruct`)."""
+        yield from reconstruct(image, layer, mode, self.loss_network(), size, iterations)
 
     # --- super-resolution -----------------------------------------------------------------
 

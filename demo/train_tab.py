@@ -41,7 +41,7 @@ def build_train_tab(page: gr.Blocks, services: Services, jobs: TrainingJobs,
         """Yields the page's view of job `name` every POLL_SECONDS until it ends."""
         while True:
             progress = jobs.progress(name)
-            yield (name, _status(progress, jobs), _loss_frame(progress), _renders(progress, jobs),
+            yield (name, _status(progress, jobs), _loss_frame(progress), _renders(progress),
                    _job_table(jobs))
             if not progress.active:
                 return
@@ -119,7 +119,9 @@ def _status(progress: JobProgress, jobs: TrainingJobs) -> str:
         left = f", about {math.ceil(progress.remaining / 60)} min left" if progress.remaining is not None else ""
         return f"**Training** {where}: {done}{left} ({budget.label.lower() if budget else job.budget})."
     if job.state == "done":
-        return f"**Done** {where}: {done}. The style is now in the Style transfer and Live tabs."
+        cut = (f" (the budget's {budget.max_minutes:g} minutes ran out first)"
+               if budget and progress.step < progress.iterations else "")
+        return f"**Done** {where}: {done}{cut}. The style is now in the Style transfer and Live tabs."
     if job.state == "stopped":
         return f"**Stopped** {where} at {done}. {job.message}"
     return f"**{job.state.capitalize()}** {where}. {job.message}"
@@ -133,10 +135,8 @@ def _loss_frame(progress: JobProgress) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["iteration", "log10 loss", "term"])
 
 
-def _renders(progress: JobProgress, jobs: TrainingJobs) -> list[tuple[str, str]]:
-    style = jobs.jobs_dir / progress.job.name / "style.jpg"
-    shown = [(str(style), "style image")] if style.is_file() else []
-    return shown + [(str(path), f"iteration {step}") for path, step in progress.renders[-RENDERS_SHOWN:]]
+def _renders(progress: JobProgress) -> list[tuple[str, str]]:
+    return [(str(path), f"iteration {step}") for path, step in progress.renders[-RENDERS_SHOWN:]]
 
 
 def _job_table(jobs: TrainingJobs) -> pd.DataFrame:

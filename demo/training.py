@@ -35,6 +35,7 @@ STYLE_MIN_SIDE = 64  # a style image smaller than this has no strokes to learn
 STYLE_SIDE = 512  # the style image is kept at this longer side (the trainer's --style-size)
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_]{0,39}")
 ACTIVE = ("queued", "running")
+VALIDATION_PHOTO = REPO / "demo" / "examples" / "chelsea.jpg"  # the photo a class watches take on the style
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ class TrainingJobs:
                 raise UserError(f"The name {name!r} is taken; choose another one.")
             run_dir = self.jobs_dir / name
             run_dir.mkdir(parents=True)
-            to_pil(resize_longer_side(image, STYLE_SIDE)).save(run_dir / "style.jpg", quality=95)
+            to_pil(resize_longer_side(image, STYLE_SIDE)).save(run_dir / f"{name}.jpg", quality=95)
             job = Job(name, budget)
             self._save(job)
             self._wake.notify_all()
@@ -208,12 +209,13 @@ class TrainingJobs:
     def _command(self, job: Job) -> list[str]:
         budget, run_dir = self.budgets[job.budget], self.jobs_dir / job.name
         return [
-            sys.executable, "-m", "train", "style", "--style", str(run_dir / "style.jpg"), "--run-dir", str(run_dir),
+            sys.executable, "-m", "train", "style", "--style", str(run_dir / f"{job.name}.jpg"), "--run-dir", str(run_dir),
             "--data", *map(str, self.data), "--iterations", str(budget.iterations),
             "--image-size", str(budget.image_size), "--style-size", str(STYLE_SIDE),
             "--max-minutes", str(budget.max_minutes), "--device", self.device,
             "--amp", budget.amp if self.device == "cpu" else "auto", "--threads", str(self.threads),
-            "--log-every", "10", "--val-every", str(budget.val_every), "--checkpoint-every", str(budget.val_every),
+            "--log-every", "10", "--val-every", str(budget.val_every), "--val-image", str(VALIDATION_PHOTO),
+            "--checkpoint-every", str(budget.val_every),
             "--stop-file", str(run_dir / "STOP"), "--note", f"trained in the app ({budget.label})",
         ]
 
@@ -244,7 +246,7 @@ class TrainingJobs:
         run_dir, name = self.jobs_dir / job_name, f"style/{job_name}"
         export_model(run_dir / "model.safetensors", name, self.models_dir)
         (self.models_dir / "styles").mkdir(exist_ok=True)
-        to_pil(resize_longer_side(load_image(run_dir / "style.jpg"), 384)).save(
+        to_pil(resize_longer_side(load_image(run_dir / f"{job_name}.jpg"), 384)).save(
             self.models_dir / "styles" / f"{job_name}.jpg", quality=90)
         return name
 

@@ -25,8 +25,14 @@ from .train_tab import build_train_tab
 from .training import TrainingJobs
 from .widgets import HERE
 
-# CSS and the page script go to launch() (Gradio 6 takes them there, not in Blocks): app.py passes these.
+# CSS and the page script go to launch() (Gradio 6 takes them there, not in Blocks).
 PAGE_ASSETS = {"css_paths": [HERE / "style.css"], "js": (HERE / "page.js").read_text()}
+
+
+def launch_options(jobs: TrainingJobs | None) -> dict:
+    """What `launch()` needs besides host and port: the page's CSS and script, and the folder of the
+    styles trained here (Gradio serves files only from the working and temporary folders and these)."""
+    return {**PAGE_ASSETS, "allowed_paths": [str(jobs.models_dir)] if jobs is not None else []}
 
 
 def build_demo(services: Services, jobs: TrainingJobs | None = None) -> gr.Blocks:

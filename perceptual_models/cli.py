@@ -208,7 +208,8 @@ def cmd_hub(args: argparse.Namespace) -> None:
     overrides = {key: getattr(args, key, None) for key in ("repo", "revision")}
     settings = dataclasses.replace(settings, **{key: value for key, value in overrides.items() if value})
     if args.hub_command == "list":
-        print(f"Hub repo {settings.repo}@{settings.revision}; local dir {settings.local_dir or '-'}")
+        print(f"Hub repo {settings.repo}@{settings.revision}; local dir {settings.local_dir or '-'}; "
+              f"trained here: {settings.user_dir or '-'}")
         for name in hub.available_models(settings):
             try:
                 print(f"{name:<28}{hub.resolve(name, settings).origin}")

@@ -58,12 +58,17 @@ def evaluate_sr(
                         for name, r in results.items()}}
 
 
-def format_table(result: dict, labels: dict[str, str]) -> str:
-    """A plain-text table of our numbers, with the paper's beside them where it has them."""
+def format_table(result: dict, labels: dict[str, str], markdown: bool = False) -> str:
+    """Our numbers with the paper's beside them where it has them: plain text (the CLI) or a
+    Markdown table (the Gallery)."""
     paper = PAPER_X4.get(result["dataset"], {}) if result["scale"] == 4 else {}
-    lines = [f"{result['dataset']} x{result['scale']}  (PSNR dB / SSIM)",
-             f"{'method':<16}{'ours':>18}{'paper':>18}"]
-    for name, r in result["methods"].items():
-        theirs = f"{paper[name][0]:.2f} / {paper[name][1]:.4f}" if name in paper else "-"
-        lines.append(f"{labels.get(name, name):<16}{r['psnr']:>9.2f} / {r['ssim']:.4f}{theirs:>18}")
-    return "\n".join(lines)
+    rows = [(labels.get(name, name), f"{r['psnr']:.2f} / {r['ssim']:.4f}",
+             f"{paper[name][0]:.2f} / {paper[name][1]:.4f}" if name in paper else "-")
+            for name, r in result["methods"].items()]
+    if markdown:
+        return "\n".join([f"**{result['dataset']} x{result['scale']}** (PSNR dB / SSIM; {result['protocol']})", "",
+                          "| method | ours | paper |", "| --- | --- | --- |",
+                          *(f"| {label} | {ours} | {theirs} |" for label, ours, theirs in rows)])
+    return "\n".join([f"{result['dataset']} x{result['scale']}  (PSNR dB / SSIM)",
+                      f"{'method':<16}{'ours':>18}{'paper':>18}",
+                      *(f"{label:<16}{ours:>18}{theirs:>18}" for label, ours, theirs in rows)])

@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from .errors import ConfigError
-from .image_io import cap_pixels, rgb_to_ycbcr, ycbcr_to_rgb
-from .losses import StyleObjective
+from .image_io import cap_pixels, resize_longer_side, rgb_to_ycbcr, ycbcr_to_rgb
+from .inference import synchronize
+from .losses import PAPER_STYLE_LAYERS, StyleObjective
 from .vgg import LossNetwork, check_layers
 
 OPTIMIZERS = ("lbfgs", "adam")
@@ -83,11 +84,6 @@ def _match_luminance(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor
     return matched.expand(-1, 3, -1, -1)
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def run(
     content: torch.Tensor,
     style: torch.Tensor,
@@ -149,7 +145,7 @@ def run(
         return losses["total"]
 
     history: list[dict[str, float]] = []
-    _synchronize(device)
+    synchronize(device)
     started = time.perf_counter()
     iteration = 0
     for iteration in range(1, settings.iterations + 1):
@@ -163,9 +159,9 @@ def run(
         values = {k: float(last[k].detach()) for k in ("total", "content", "style", "tv")}
         history.append({"iteration": iteration, **values})
         if iteration % settings.report_every == 0 and iteration < settings.iterations:
-            _synchronize(device)
+            synchronize(device)
             yield Progress(iteration, to_output(variable * k), values, time.perf_counter() - started, False, history)
-    _synchronize(device)
+    synchronize(device)
     elapsed = time.perf_counter() - started
     values = history[-1] if history else {}
     yield Progress(iteration, to_output(variable * k), {name: v for name, v in values.items() if name != "iteration"},
@@ -178,3 +174,24 @@ def transfer(
     """Run to the end and return the final `Progress` (image, losses, time, history)."""
     *_, final = run(content, style, network, settings)
     return final
+
+
+def reconstruct(
+    image: torch.Tensor, layer: str, mode: str, network: LossNetwork, size: int, iterations: int,
+    report_every: int = 0,
+) -> Iterator[Progress]:
+    """The paper's Figure 3: from noise, an image whose `layer` features (`mode` "feature") or Gram
+    matrices up to `layer` (`mode` "style") match those of `image` at `size` px (longer side)."""
+    if mode == "feature":
+        objective = StyleObjective(content_layers=(layer,), style_weight=0.0, tv_weight=0.0)
+    elif mode == "style":
+        if layer not in PAPER_STYLE_LAYERS:
+            raise ConfigError(f"Style reconstruction takes one of {', '.join(PAPER_STYLE_LAYERS)}, not {layer!r}.")
+        layers = PAPER_STYLE_LAYERS[: PAPER_STYLE_LAYERS.index(layer) + 1]
+        objective = StyleObjective(style_layers=layers, content_weight=0.0, style_weight=1.0, tv_weight=0.0)
+    else:
+        raise ConfigError(f"mode must be 'feature' or 'style', got {mode!r}.")
+    settings = GatysSettings(iterations=iterations, objective=objective, init="noise",
+                             report_every=report_every or max(1, iterations // 40))
+    target = resize_longer_side(image, size)
+    yield from run(target, target, network, settings)

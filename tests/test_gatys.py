@@ -101,3 +101,26 @@ def test_gatys_command_line_rejects_bad_arguments(tmp_path):
     )
     assert result.returncode == 2 and "style_weight must be >= 0" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_feature_reconstruction_from_a_shallow_layer_recovers_the_photo(loss_network, photo):
+    """Figure 3's left column: relu1_2 keeps nearly everything, relu4_3 much less (from noise, same budget)."""
+    from perceptual_models.gatys import reconstruct
+    from perceptual_models.metrics import psnr
+
+    quality = {}
+    for layer in ("relu1_2", "relu4_3"):
+        *_, final = reconstruct(photo, layer, "feature", loss_network, 64, 60)
+        assert final.image.shape == photo.shape
+        quality[layer] = psnr(final.image, photo)
+    assert quality["relu1_2"] > 20 and quality["relu1_2"] > quality["relu4_3"] + 5
+
+
+@pytest.mark.parametrize(("layer", "mode", "message"), [("relu2_2", "pixels", "'feature' or 'style'"),
+                                                       ("relu5_3", "style", "one of relu1_2")])
+def test_reconstruction_rejects_unknown_modes_and_layers(loss_network, photo, layer, mode, message):
+    from perceptual_models.errors import ConfigError
+    from perceptual_models.gatys import reconstruct
+
+    with pytest.raises(ConfigError, match=message):
+        next(reconstruct(photo, layer, mode, loss_network, 64, 10))

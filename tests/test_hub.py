@@ -199,3 +199,18 @@ def test_hub_list_offline_is_prompt():
     for name in hub.model_names():
         assert f"{name}" in result.stdout
     assert all(line.endswith("bundled") for line in result.stdout.splitlines()[1:])
+
+
+def test_hub_list_names_the_styles_trained_here(tmp_path, monkeypatch):
+    trained = save_pretrained(TransformerNet(), {"architecture": "transformer", "params": {},
+                                                  "task": {"style_image": "mine.jpg"}}, tmp_path / "run/model")
+    publish.export_model(trained, "style/mine", tmp_path / "user")
+    (tmp_path / "user" / "jobs" / "mine").mkdir(parents=True)  # a run folder beside it is not a model
+    (trained.parent / "model.safetensors").rename(tmp_path / "user" / "jobs" / "mine" / "model.safetensors")
+    monkeypatch.setenv("PERCEPTUAL_USER_MODELS", str(tmp_path / "user"))
+    result = subprocess.run([sys.executable, "-m", "perceptual_models", "hub", "list"], check=False, capture_output=True,
+                            text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 0, result.stderr
+    origins = dict(line.split(None, 1) for line in result.stdout.splitlines()[1:])
+    assert origins["style/mine"] == hub.TRAINED_HERE and origins["style/starry_night"] == "bundled"
+    assert not any("jobs" in name for name in origins)

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from demo.app_process import REPO, free_port
 from demo.services import Services, UserError
 from demo.training import Budget, TrainingJobs
-from demo.ui import build_demo
+from demo.ui import build_demo, launch_options
 from perceptual_models import hub
 from perceptual_models.errors import ImageError
 from perceptual_models.inference import Runner
@@ -83,8 +83,9 @@ def test_a_restarted_app_exports_what_a_job_saved_while_it_stopped(trained, tmp_
     source = trained[0] / "jobs" / "my_wave"
     run_dir = tmp_path / "jobs" / "after_restart"
     run_dir.mkdir(parents=True)
-    for name in ("model.safetensors", "model.json", "style.jpg"):
+    for name in ("model.safetensors", "model.json"):
         shutil.copy(source / name, run_dir / name)
+    shutil.copy(source / "my_wave.jpg", run_dir / "after_restart.jpg")
     job = {"name": "after_restart", "budget": "tiny", "state": "running", "submitted": time.time(),
            "started": time.time(), "ended": None, "message": ""}
     (run_dir / "job.json").write_text(json.dumps(job))
@@ -151,7 +152,7 @@ def test_train_style_through_the_api_adds_a_style_that_stylize_accepts(tmp_path,
     jobs = TrainingJobs(tmp_path / "user-models", [EXAMPLES], {"tiny": TINY}, "cpu", services.load_model, threads=1)
     demo = build_demo(services, jobs).queue()
     port = free_port()
-    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True, **launch_options(jobs))
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         name, status, *_ = client.predict(handle_file(str(STYLE)), "tiny", "api wave", api_name="/train_style")

@@ -42,6 +42,8 @@ def _common(parser: argparse.ArgumentParser, iterations: int, batch_size: int, l
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--val-every", type=int, default=200, help="render the validation image every N steps")
+    parser.add_argument("--val-image", type=Path, default=None,
+                        help="photo to render every --val-every steps (default: a crop of the first training photo)")
     parser.add_argument("--checkpoint-every", type=int, default=200)
     parser.add_argument("--max-minutes", type=float, default=0.0, help="save and stop after this wall time")
     parser.add_argument("--stop-file", type=Path, default=None,
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         data=args.data, run_dir=args.run_dir, iterations=args.iterations, batch_size=args.batch_size,
         lr=args.lr, lr_schedule=args.lr_schedule, seed=args.seed, device=args.device, amp=args.amp, compile=args.compile,
         threads=args.threads,
-        log_every=args.log_every, val_every=args.val_every, checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every, val_every=args.val_every, val_image=args.val_image, checkpoint_every=args.checkpoint_every,
         max_minutes=args.max_minutes, stop_file=args.stop_file, resume=args.resume, extra={"note": args.note} if args.note else {},
     )
     train(task, settings)

@@ -26,12 +26,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from perceptual_models.image_io import save_image
+from perceptual_models.image_io import crop_to_multiple, load_image, resize_longer_side, save_image
 from perceptual_models.networks import build, save_pretrained
 from perceptual_models.runtime import configure
 
 from .data import PhotoBatches
 
+VAL_SIDE = 256  # longer side of a --val-image render
 LOG_COLUMNS = ("step", "total", "content", "style", "tv", "pixel", "seconds")
 
 
@@ -50,6 +51,7 @@ class LoopSettings:
     threads: int = 0
     log_every: int = 10
     val_every: int = 200
+    val_image: Path | None = None  # the photo rendered every `val_every` steps (default: a crop of a training photo)
     checkpoint_every: int = 200
     max_minutes: float = 0.0
     stop_file: Path | None = None  # when this file appears, save and stop as if out of time (the app's Stop)
@@ -200,7 +202,11 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
     data = PhotoBatches(
         settings.data, task.crop, settings.batch_size, task.rescale_crops, settings.seed, rank, world_size
     )
-    validation_input = task.prepare(data.validation_image())[0].to(device)
+    if settings.val_image is None:
+        validation = data.validation_image()
+    else:  # a whole photo at a size where a person can see the style appear
+        validation = crop_to_multiple(resize_longer_side(load_image(settings.val_image), VAL_SIDE), 8)
+    validation_input = task.prepare(validation)[0].to(device)
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
     )
