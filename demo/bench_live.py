@@ -18,8 +18,9 @@ from pathlib import Path
 import psutil
 from playwright.sync_api import Page, sync_playwright
 
+from perceptual_models.clips import write_clip
+
 from .app_process import running_app
-from .clips import write_clip
 
 CHROMIUM = "/usr/bin/chromium"
 FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]

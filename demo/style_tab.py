@@ -86,7 +86,12 @@ def build_style_tab(services: Services) -> StyleTab:
         The Stop flag is checked here, in the server process, between updates: on ZeroGPU the
         optimization runs in a worker process that the flag cannot reach.
         """
-        stop = stop_requests[request.session_hash] = threading.Event()
+        # Made by `on_click` when the button was pressed (a Stop while queued is kept), or here for API calls.
+        stop = stop_requests.setdefault(request.session_hash, threading.Event())
+        if stop.is_set():
+            del stop_requests[request.session_hash]
+            yield gr.skip(), "**Stopped** before it started.", gr.skip(), gr.skip(), gr.skip()
+            return
         latest = timings or {}
         try:
             with contextlib.closing(gatys_job(content, style, custom_style, size, iterations, timings)) as job:
@@ -102,6 +107,10 @@ def build_style_tab(services: Services) -> StyleTab:
         if stop.is_set() and entry and not entry["done"]:
             stopped = f"**Stopped** at iteration {entry['iteration']} / {entry['iterations']}, {entry['seconds']:.1f} s"
             yield gr.skip(), stopped, gr.skip(), gr.skip(), gr.skip()
+
+    def on_click(request: gr.Request):
+        """Runs at once, before the optimization waits for its turn: Stop works while it is queued."""
+        stop_requests[request.session_hash] = threading.Event()
 
     def on_stop(request: gr.Request):
         stop = stop_requests.get(request.session_hash)
@@ -156,7 +165,7 @@ def build_style_tab(services: Services) -> StyleTab:
     style_gallery.select(on_pick_style, None, style, api_visibility="private")
     run_ff.click(on_stylize, [content, style, size, timings], [ff_out, timing_table, timings, ff_note],
                  api_name="stylize", concurrency_limit=4, concurrency_id="feedforward")
-    run_gatys.click(
+    run_gatys.click(on_click, None, None, queue=False, api_visibility="private").then(
         on_gatys, [content, style, custom_style, size, iterations, timings],
         [gatys_out, gatys_status, loss_plot, timing_table, timings],
         api_name="gatys", concurrency_limit=1, concurrency_id="optimization")

@@ -19,13 +19,14 @@ from perceptual_models.losses import StyleObjective
 
 from .components import UploadedImage
 from .services import Services, UserError
-from .training import JobProgress, TrainingJobs
+from .training import JobProgress, TrainingJobs, style_weight
 from .widgets import in_page, user_errors
 
 POLL_SECONDS = 2.0  # how often a page re-reads its job's progress
 RENDERS_SHOWN = 8  # the latest validation renders on screen
 JOB_HEADERS = ["style", "state", "budget", "iterations", "submitted"]
-OBJECTIVE = StyleObjective()  # what `python -m train style` optimises unless told otherwise, as the jobs run it
+STRENGTH_CHOICES = [("Lighter: more of the photo", "lighter"), ("As the bundled styles", "default"),
+                    ("Stronger: more of the painting", "stronger")]
 
 
 def build_train_tab(page: gr.Blocks, services: Services, jobs: TrainingJobs,
@@ -49,11 +50,11 @@ def build_train_tab(page: gr.Blocks, services: Services, jobs: TrainingJobs,
 
     @in_page
     @user_errors
-    def on_train(style_image, budget, name):
+    def on_train(style_image, budget, name, strength):
         """Queue a job and follow it to the end; the last update names the new style."""
         if style_image is None:
             raise UserError("Upload a style image (a painting, a drawing) or pick one below first.")
-        job = jobs.submit(style_image, budget, name or "", taken=services.style_names())
+        job = jobs.submit(style_image, budget, name or "", taken=services.style_names(), strength=strength)
         yield from follow(job.name)
 
     def on_open():
@@ -85,6 +86,8 @@ def build_train_tab(page: gr.Blocks, services: Services, jobs: TrainingJobs,
             with gr.Column(scale=1):
                 budget = gr.Radio([(b.label, key) for key, b in jobs.budgets.items()], value=next(iter(jobs.budgets)),
                                   label="Training budget", elem_id="train-budget")
+                strength = gr.Radio(STRENGTH_CHOICES, value="default", label="Style strength", elem_id="train-strength",
+                                    info="Bold paintings can paint over the photo: try Lighter.")
                 name = gr.Textbox(label="Name (optional: letters, digits, _)", max_lines=1, elem_id="train-name")
                 with gr.Row():
                     start = gr.Button("Train", variant="primary", elem_id="train-start")
@@ -102,7 +105,7 @@ def build_train_tab(page: gr.Blocks, services: Services, jobs: TrainingJobs,
                              elem_id="train-jobs")
 
     outputs = [job_name, status, losses, renders, table]
-    start.click(on_train, [style_image, budget, name], outputs, api_name="train_style",
+    start.click(on_train, [style_image, budget, name, strength], outputs, api_name="train_style",
                 concurrency_limit=4, concurrency_id="train-start").then(refresh_styles, None, style_lists, api_visibility="private")
     stop.click(on_stop, [job_name], None, queue=False, api_visibility="private")
     page.load(on_open, None, outputs, api_visibility="private", concurrency_limit=8, concurrency_id="train-watch",
@@ -128,8 +131,9 @@ def _status(progress: JobProgress, jobs: TrainingJobs) -> str:
 
 
 def _loss_frame(progress: JobProgress) -> pd.DataFrame:
-    """The loop logs the total and the unweighted terms; a job trains with the default objective."""
-    weights = {"total": 1.0, "content": OBJECTIVE.content_weight, "style": OBJECTIVE.style_weight}
+    """The loop logs the total and the unweighted terms; a job's weights are the default objective's,
+    the style's times the job's strength."""
+    weights = {"total": 1.0, "content": StyleObjective().content_weight, "style": style_weight(progress.job.strength)}
     rows = [{"iteration": row["step"], "log10 loss": math.log10(row[term] * weight), "term": term}
             for row in progress.losses for term, weight in weights.items() if row.get(term, 0) > 0]
     return pd.DataFrame(rows, columns=["iteration", "log10 loss", "term"])

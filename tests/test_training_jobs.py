@@ -20,6 +20,7 @@ from demo.ui import build_demo, launch_options
 from perceptual_models import hub
 from perceptual_models.errors import ImageError
 from perceptual_models.inference import Runner
+from perceptual_models.losses import StyleObjective
 
 EXAMPLES = REPO / "demo" / "examples"
 STYLE = REPO / "perceptual_models" / "weights" / "styles" / "wave.jpg"
@@ -103,7 +104,7 @@ def test_stop_keeps_a_usable_network_and_jobs_queue_one_at_a_time(tmp_path):
     jobs = make_jobs(tmp_path, added)
     jobs.submit(STYLE, "endless", "first")
     wait_for(jobs, "first", lambda p: p.job.state == "running")
-    jobs.submit(STYLE, "tiny", "second")
+    jobs.submit(STYLE, "tiny", "second", strength="lighter")
     jobs.submit(STYLE, "tiny", "third")
     assert [jobs.progress(n).queue_position for n in ("first", "second", "third")] == [0, 1, 2]
     assert jobs.latest_active() == "first"
@@ -122,6 +123,9 @@ def test_stop_keeps_a_usable_network_and_jobs_queue_one_at_a_time(tmp_path):
 
     wait_for(jobs, "second", lambda p: not p.active)
     assert jobs.job("second").state == "done"
+    weights = {name: json.loads((tmp_path / "style" / f"{name}.json").read_text())["task"]["style_weight"]
+               for name in ("first", "second")}
+    assert weights == {"first": StyleObjective().style_weight, "second": StyleObjective().style_weight / 2}
     assert added == ["style/first", "style/second"]
     assert not (tmp_path / "style" / "third.safetensors").exists()
 
@@ -142,6 +146,8 @@ def test_bad_style_images_and_names_get_plain_messages(tmp_path):
         jobs.submit(STYLE, "tiny", "!!!")
     with pytest.raises(UserError, match="Unknown budget 'huge'"):
         jobs.submit(STYLE, "huge")
+    with pytest.raises(UserError, match="Unknown style strength 'max'"):
+        jobs.submit(STYLE, "tiny", strength="max")
     assert jobs.jobs() == []
 
 

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from demo.app_process import REPO
-from demo.clips import write_clip
 from perceptual_models import cli
+from perceptual_models.clips import write_clip
 from perceptual_models.inference import Runner, pick_device
 from perceptual_models.video import VideoError, decode_jpeg, probe, stylize_jpeg, stylize_video
+
+from conftest import REPO
 
 TONE_HZ = 440.0
 

@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     style.add_argument("--decoder-norm", default=StyleTask.decoder_norm, choices=NORMS,
                        help="normalisation in the two upsampling blocks")
     style.add_argument("--upsample", default="nearest-conv", choices=["nearest-conv", "transposed"])
+    style.add_argument("--tanh-scale", type=float, default=StyleTask.tanh_scale,
+                       help="output = 0.5 + s * tanh(x) (paper: 150/255, beyond [0, 1]; 0.5 stays inside)")
 
     for name, help_text in (("sr", "super-resolution network (l_pixel or l_feat)"),
                             ("srcnn", "SRCNN-style baseline (per-pixel loss)")):
@@ -92,7 +94,8 @@ def main(argv: list[str] | None = None) -> None:
             style_image=args.style, image_size=args.image_size, style_size=args.style_size,
             objective=StyleObjective(content_weight=args.content_weight, style_weight=args.style_weight,
                                      tv_weight=args.tv_weight),
-            norm=args.norm, decoder_norm=args.decoder_norm, upsample=args.upsample, vgg_weights=args.vgg_weights,
+            norm=args.norm, decoder_norm=args.decoder_norm, upsample=args.upsample, tanh_scale=args.tanh_scale,
+            vgg_weights=args.vgg_weights,
         )
     else:
         task = SuperResolutionTask(

@@ -28,6 +28,7 @@ class StyleTask:
     norm: str = "instance"
     decoder_norm: str = "none"  # instance norm here lets one spike own a channel: flat white/black blotches
     upsample: str = "nearest-conv"
+    tanh_scale: float = PAPER_TANH_SCALE  # output = 0.5 + tanh_scale * tanh(x); above 0.5 it can leave [0, 1]
     vgg_weights: str | None = None
     kind: str = field(default="style", init=False)
     rescale_crops = True  # random squares resized to image_size (SR takes exact pixel patches)
@@ -39,7 +40,7 @@ class StyleTask:
     def architecture(self) -> dict[str, Any]:
         return {"architecture": "transformer",
                 "params": {"norm": self.norm, "decoder_norm": self.decoder_norm, "upsample": self.upsample,
-                           "tanh_scale": PAPER_TANH_SCALE}}
+                           "tanh_scale": self.tanh_scale}}
 
     def make_loss(self, device: torch.device) -> PerceptualLoss:
         network = load_loss_network(self.objective.layers, weights=self.vgg_weights, device=device)
