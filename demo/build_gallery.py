@@ -22,7 +22,15 @@ from perceptual_models.bench import PAPER_TABLE1
 from perceptual_models.evaluate import format_table
 from perceptual_models.gatys import GatysSettings, reconstruct, transfer
 from perceptual_models.image_io import crop_to_multiple, degrade, load_image, resize_longer_side, to_pil
-from perceptual_models.inference import SR_LABELS, SR_METHODS, Runner, sr_model_name, upscale
+from perceptual_models.inference import (
+    SR_LABELS,
+    SR_METHODS,
+    Runner,
+    sr_model_name,
+    style_model_name,
+    style_names,
+    upscale,
+)
 from perceptual_models.losses import PAPER_STYLE_LAYERS
 from perceptual_models.vgg import load_loss_network
 
@@ -51,12 +59,12 @@ def _strip(images: list[Image.Image], labels: list[str], height: int = 200) -> I
 
 
 def style_section(size: int) -> dict:
-    styles = [n.split("/", 1)[1] for n in hub.model_names() if n.startswith("style/")]
+    styles = style_names(hub.model_names())
     images = []
     for photo in EXAMPLES:
         content = resize_longer_side(load_image(photo), size)
         for style in styles:
-            output = Runner.load(f"style/{style}", CPU, precision="exact")(content)
+            output = Runner.load(style_model_name(style), CPU, precision="exact")(content)
             images.append({"file": _save(to_pil(output), f"style_{photo.stem}_{style}.jpg"),
                            "caption": f"{photo.stem} x {style}"})
     return {"title": "Feed-forward style transfer", "columns": len(styles), "images": images,
@@ -69,8 +77,8 @@ def gatys_section(size: int, iterations: int) -> dict:
     photo = EXAMPLES[0]
     content = resize_longer_side(load_image(photo), size)
     images = []
-    for name in [n for n in hub.model_names() if n.startswith("style/")]:
-        style = name.split("/", 1)[1]
+    for style in style_names(hub.model_names()):
+        name = style_model_name(style)
         style_file = hub.resolve_asset(f"styles/{style}.jpg")
         if style_file is None:
             continue

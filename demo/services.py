@@ -29,7 +29,17 @@ from perceptual_models.image_io import (
     quantize,
     resize_longer_side,
 )
-from perceptual_models.inference import SR_LABELS, SR_METHODS, Runner, device_name, pick_device, sr_model_name, upscale
+from perceptual_models.inference import (
+    SR_LABELS,
+    SR_METHODS,
+    Runner,
+    device_name,
+    pick_device,
+    sr_model_name,
+    style_model_name,
+    style_names,
+    upscale,
+)
 from perceptual_models.losses import PAPER_STYLE_LAYERS
 from perceptual_models.metrics import Reference
 from perceptual_models.runtime import RuntimeChoices
@@ -106,7 +116,7 @@ class Services:
     # --- start-up -------------------------------------------------------------------------
 
     def load_models(self) -> None:
-        names = [n for n in hub.available_models() if n.startswith("style/")]
+        names = [style_model_name(style) for style in style_names(hub.available_models())]
         names += [sr_model_name(m, s) for s in (4, 8) for m in ("srcnn", "pixel", "feat")]
         for name in names:
             self.load_model(name)
@@ -132,7 +142,7 @@ class Services:
         """
         start = time.perf_counter()
         for name, runner in self.runners.items():
-            side = self.default_size if name.startswith("style/") else 64
+            side = self.default_size if style_names([name]) else 64
             runner(torch.rand(1, 3, side, side))
         try:
             self.loss_network()
@@ -154,7 +164,7 @@ class Services:
     def style_names(self) -> list[str]:
         """Every known style, broken ones included (picking one explains why it does not work).
         The paper's iconic example comes first."""
-        names = [name.split("/", 1)[1] for name in self.models if name.startswith("style/")]
+        names = style_names(self.models)
         return sorted(names, key=lambda name: (name != "starry_night", name))
 
     def style_image(self, style: str) -> Path | None:
@@ -220,9 +230,9 @@ class Services:
 
     def style_runner(self, style: str) -> Runner:
         """The loaded network of a style, or a UserError that says why there is none."""
-        runner = self.runners.get(f"style/{style}")
+        runner = self.runners.get(style_model_name(style))
         if runner is None:
-            status = self.models.get(f"style/{style}")
+            status = self.models.get(style_model_name(style))
             raise UserError(f"Style {style!r} is unavailable" + (f": {status.error}" if status else "."))
         return runner
 
@@ -238,8 +248,8 @@ class Services:
         Every style network has the same architecture, so any one stands in for an uploaded style;
         None when no style network is loaded.
         """
-        runner = self.runners.get(f"style/{style}")
-        runner = runner or next((r for name, r in self.runners.items() if name.startswith("style/")), None)
+        runner = self.runners.get(style_model_name(style)) if style else None
+        runner = runner or next((self.runners[style_model_name(s)] for s in style_names(self.runners)), None)
         if runner is None:
             return None
         image = torch.rand(1, 3, height, width)

@@ -118,7 +118,7 @@ def build_style_tab(services: Services) -> StyleTab:
             stop.set()
 
     def on_pick_style(event: gr.SelectData):
-        return services.style_names()[event.index]
+        return style_thumbnails(services)[event.index][1]  # the gallery shows only styles that have an image
 
     with gr.Tab("Style transfer", id="style") as tab:
         timings = gr.State({})

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from perceptual_models.image_io import load_image, resize_longer_side, to_pil
+from perceptual_models.inference import style_model_name
 from perceptual_models.losses import StyleObjective
 from perceptual_models.publish import export_model
 
@@ -259,7 +260,7 @@ class TrainingJobs:
 
     def _export(self, job_name: str) -> str:
         """The run's network into the user-models folder, as the bundled ones are; returns its model name."""
-        run_dir, name = self.jobs_dir / job_name, f"style/{job_name}"
+        run_dir, name = self.jobs_dir / job_name, style_model_name(job_name)
         export_model(run_dir / "model.safetensors", name, self.models_dir)
         (self.models_dir / "styles").mkdir(exist_ok=True)
         to_pil(resize_longer_side(load_image(run_dir / f"{job_name}.jpg"), 384)).save(

@@ -11,6 +11,7 @@ import functools
 import math
 import platform
 import time
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -60,6 +61,16 @@ def cpu_has_bf16() -> bool:
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def style_model_name(style: str) -> str:
+    """Hub name of a style's network: starry_night -> style/starry_night."""
+    return f"style/{style}"
+
+
+def style_names(model_names: Iterable[str]) -> list[str]:
+    """The styles among model names (style/starry_night -> starry_night), in their order."""
+    return [name.removeprefix("style/") for name in model_names if name.startswith("style/")]
 
 
 def sr_model_name(method: str, scale: int) -> str:

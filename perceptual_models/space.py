@@ -12,8 +12,9 @@ from .errors import ConfigError, RemoteError
 from .publish import upload
 
 PROJECT = Path(__file__).resolve().parent.parent
-# What app.py needs on a Space: the app, the library with its bundled weights, and the licences.
-SPACE_FILES = ["app.py", "requirements.txt", "README.md", "NOTICE", "demo/*", "perceptual_models/*"]
+# What app.py needs on a Space: the app, the library with its bundled weights, the trainer (the
+# "Train your own style" tab runs `python -m train style`), and the licences.
+SPACE_FILES = ["app.py", "requirements.txt", "README.md", "NOTICE", "demo/*", "perceptual_models/*", "train/*"]
 NOT_SHIPPED = ["*__pycache__*", "*.pyc", "*.pyi", ".*", "*/.*"]
 
 

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from demo.app_process import REPO
-
+REPO = Path(__file__).resolve().parents[1]
 PHOTO = REPO / "demo" / "examples" / "astronaut.jpg"
 
 

@@ -204,3 +204,6 @@ def test_every_tab_renders(page, shots):
         page.wait_for_timeout(1000)
         page.screenshot(path=str(shots / f"tab_{tab.lower().replace(' ', '_')}.png"), full_page=True)
     expect(page.get_by_text("What does the loss network see?")).to_be_visible()
+    page.get_by_role("tab", name="Gallery").click()
+    expect(page.get_by_text("The paper's tables, reproduced by this code")).to_be_visible()
+    expect(page.get_by_text("The gallery has not been built yet")).to_have_count(0)

@@ -1,3 +1,4 @@
+import argparse
 import json
 import subprocess
 import sys
@@ -37,11 +38,21 @@ def odd_image(tmp_path):
     return path
 
 
+def _commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and sub-command the parser knows."""
+    found = []
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        for name, sub in action.choices.items():
+            found += [(*prefix, name), *_commands(sub, (*prefix, name))]
+    return found
+
+
 def test_every_command_has_help(capsys):
     from perceptual_models.cli import build_parser
 
-    for command in ("info", "gatys", "stylize", "upscale", "evaluate-sr", "hub", "hub list", "hub push",
-                    "space", "space deploy"):
+    commands = [" ".join(c) for c in _commands(build_parser())]
+    assert {"stylize-video", "hub export-vgg", "space deploy"} <= set(commands)
+    for command in commands:
         with pytest.raises(SystemExit) as exit_info:
             build_parser().parse_args([*command.split(), "--help"])
         assert exit_info.value.code == 0

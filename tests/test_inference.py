@@ -9,7 +9,7 @@ import torch
 
 from perceptual_models.errors import ConfigError
 from perceptual_models.image_io import degrade, load_image, resize_longer_side
-from perceptual_models.inference import Runner, cpu_has_bf16, pick_device, upscale
+from perceptual_models.inference import Runner, bicubic_upscale, cpu_has_bf16, pick_device, upscale
 from perceptual_models.metrics import psnr
 from perceptual_models.networks import SRCNN, SRNet, TransformerNet, save_pretrained
 from perceptual_models.runtime import RECOMPILE_LIMIT, configure
@@ -53,9 +53,14 @@ def test_compiled_path_matches_and_is_shared_between_models(style_model):
 
 
 def test_runtime_set_up_is_explicit_and_reported():
-    choices = configure(CPU, torch.get_num_threads(), compile=True)
+    before = torch.get_num_threads()
+    try:
+        choices = configure(CPU, 1, compile=True)
+        assert torch.get_num_threads() == choices.threads == 1
+    finally:
+        torch.set_num_threads(before)
     assert torch._dynamo.config.recompile_limit == choices.recompile_limit == RECOMPILE_LIMIT
-    assert choices.threads == torch.get_num_threads() and not choices.cudnn_benchmark
+    assert not choices.cudnn_benchmark
     assert choices.keep_freed_memory == sys.platform.startswith("linux")  # glibc's mallopt
     assert "threads" in choices.summary() and choices.as_dict()["device"] == "cpu"
 
@@ -63,11 +68,13 @@ def test_runtime_set_up_is_explicit_and_reported():
 def test_upscale_methods_and_timing():
     lr = torch.rand(1, 3, 11, 13)
     out, seconds = upscale(lr, "bicubic", 4)
-    assert out.shape == (1, 3, 44, 52) and seconds >= 0
+    assert out.shape == (1, 3, 44, 52) and seconds > 0
+    assert torch.equal(out, bicubic_upscale(lr, 4))
     for net in (SRNet(8), SRCNN(4)):
         runner = Runner(net, {}, CPU)
         out, seconds = upscale(lr, "pixel", net.scale, runner)
         assert out.shape == (1, 3, 11 * net.scale, 13 * net.scale) and seconds > 0
+        assert torch.equal(out, runner(lr))  # the network's own pass, timed
     with pytest.raises(ValueError, match="needs a loaded model"):
         upscale(lr, "feat", 4)
 
@@ -93,7 +100,7 @@ def test_cuda_request_without_a_gpu_is_clear():
     else:
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             pick_device("cuda")
-    assert pick_device("auto").type in ("cpu", "cuda")
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def test_export_onnx_command(style_model, tmp_path):
@@ -127,3 +134,11 @@ def test_bench_command_writes_table_and_json(style_model, tmp_path):
     assert set(row["psnr_vs_eager_fp32"]) == {"eager_fast", "onnxruntime_fp32"}
     assert min(row["psnr_vs_eager_fp32"].values()) >= 40
 
+
+
+def test_style_names_round_trip_and_leave_other_models_out():
+    from perceptual_models.inference import style_model_name, style_names
+
+    names = [style_model_name("my_drawing"), "sr/x4_feat", "style/wave", "loss_network/vgg16_caffe", "srcnn/x4"]
+    assert style_names(names) == ["my_drawing", "wave"]
+    assert [style_model_name(s) for s in style_names(names)] == ["style/my_drawing", "style/wave"]

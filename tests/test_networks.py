@@ -37,18 +37,32 @@ def test_decoder_norm_defaults_to_the_network_norm_for_older_configs():
     assert sum(isinstance(m, torch.nn.InstanceNorm2d) for m in no_decoder_norm.modules()) == 13
 
 
-def test_filter_response_norm_ignores_a_spike_elsewhere_in_the_channel():
-    """FRN divides by the mean square, not by a variance around a mean: a pixel's output depends on the
-    channel's energy, and the thresholded unit keeps outputs at or above tau."""
+def test_filter_response_norm_only_rescales_the_channel_around_a_spike():
+    """FRN divides by the mean square, not by a variance around a mean: a spike in one pixel rescales the
+    rest of its channel by one factor and shifts nothing (instance norm subtracts the spike's share of the
+    mean everywhere); the thresholded unit keeps outputs at or above tau."""
     from perceptual_models.networks import FilterResponseNorm
 
+    torch.manual_seed(0)
+    norm, instance = FilterResponseNorm(4), torch.nn.InstanceNorm2d(4)
+    with torch.no_grad():
+        norm.tau.fill_(-10.0)  # no clamping: the normalisation alone
+    x = torch.randn(2, 4, 8, 8) + 2.0
+    spiked = x.clone()
+    spiked[..., 0, 0] += 50.0
+    rest = (slice(None), slice(None), slice(1, None))  # every row but the spike's
+    ratio = norm(spiked)[rest] / norm(x)[rest]
+    assert torch.allclose(ratio, ratio.amax(dim=(2, 3), keepdim=True), rtol=1e-4)  # one factor per channel
+    moved = instance(spiked)[rest] / instance(x)[rest]
+    assert not torch.allclose(moved, moved.amax(dim=(2, 3), keepdim=True), rtol=0.1)  # it shifts them too
+
     norm = FilterResponseNorm(4)
-    x = torch.randn(2, 4, 8, 8)
     y = norm(x)
     expected = x / x.pow(2).mean(dim=(2, 3), keepdim=True).add(1e-6).sqrt()
     assert torch.allclose(y, expected.clamp(min=0), atol=1e-5)
     y.sum().backward()
-    assert norm.tau.grad is not None and norm.gamma.grad.abs().sum() > 0
+    clamped = (expected <= 0).sum(dim=(0, 2, 3)).float()
+    assert torch.equal(norm.tau.grad.flatten(), clamped)  # d(sum)/d(tau): one per output held at tau
 
 
 def test_white_and_black_are_reached_without_saturating_tanh():
@@ -86,7 +100,8 @@ def test_srcnn_keeps_bicubic_chroma():
 
 
 def test_build_from_config_and_errors():
-    assert isinstance(build({"architecture": "srnet", "params": {"scale": 8}}), SRNet)
+    built = build({"architecture": "srnet", "params": {"scale": 8}})
+    assert isinstance(built, SRNet) and built(torch.rand(1, 3, 9, 9)).shape == (1, 3, 72, 72)
     with pytest.raises(ValueError, match="Unknown architecture"):
         build({"architecture": "unet"})
     with pytest.raises(ValueError, match="Unknown norm"):

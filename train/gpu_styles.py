@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from perceptual_models.inference import style_model_name
 from perceptual_models.publish import STYLE_SOURCES, export_model, prepare_repo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,11 +47,11 @@ def launch(style: Path, run_dir: Path, args: argparse.Namespace) -> subprocess.P
 
 def pack(name: str, run_dir: Path, out: Path) -> dict:
     """Export the run as style/<name> (fp16 + config + card) and tar it with its log and loss curve."""
-    path = export_model(run_dir / "model.safetensors", f"style/{name}", run_dir / "export")
+    path = export_model(run_dir / "model.safetensors", style_model_name(name), run_dir / "export")
     config = json.loads(path.with_suffix(".json").read_text())
     with tarfile.open(out / f"style_{name}.tar", "w") as tar:
         for suffix in (".safetensors", ".json", ".md"):
-            tar.add(path.with_suffix(suffix), arcname=f"style/{name}{suffix}")
+            tar.add(path.with_suffix(suffix), arcname=f"{style_model_name(name)}{suffix}")
         for extra in ("log.csv", "loss.png", "train.log"):
             if (run_dir / extra).is_file():
                 tar.add(run_dir / extra, arcname=f"runs/{name}/{extra}")
