@@ -144,10 +144,11 @@ def _renders(progress: JobProgress) -> list[tuple[str, str]]:
 
 
 def _job_table(jobs: TrainingJobs) -> pd.DataFrame:
+    """The latest ten jobs, newest first (re-read every POLL_SECONDS by each following page)."""
     rows = []
     for job in reversed(jobs.jobs()[-10:]):
-        progress = jobs.progress(job.name)
         budget = jobs.budgets.get(job.budget)
         rows.append([job.name, job.state, budget.label if budget else job.budget,
-                     f"{progress.step} / {progress.iterations}", time.strftime("%H:%M", time.localtime(job.submitted))])
+                     f"{jobs.step(job.name)} / {budget.iterations if budget else '?'}",
+                     time.strftime("%H:%M", time.localtime(job.submitted))])
     return pd.DataFrame(rows, columns=JOB_HEADERS)

@@ -124,7 +124,7 @@ class TrainingJobs:
         self.threads = threads or max(1, (os.cpu_count() or 2) // 2)
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._process: subprocess.Popen | None = None
+        self._running: tuple[Job, subprocess.Popen] | None = None  # the worker's job and its process
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         for job in self.jobs():  # a job the last app process was running when it stopped
             if job.state == "running":
@@ -138,7 +138,7 @@ class TrainingJobs:
         found = []
         for path in self.jobs_dir.glob("*/job.json"):
             try:
-                found.append(Job(**json.loads(path.read_text())))
+                found.append(_read_job(path))
             except (OSError, ValueError, TypeError):
                 log.warning("unreadable job file %s", path)
         return sorted(found, key=lambda job: job.submitted)
@@ -147,13 +147,18 @@ class TrainingJobs:
         path = self.jobs_dir / name / "job.json"
         if not path.is_file():
             raise UserError(f"There is no training job named {name!r}.")
-        return Job(**json.loads(path.read_text()))
+        return _read_job(path)
 
     def latest_active(self) -> str | None:
         """The name of the running job, else of the next queued one."""
         active = [job for job in self.jobs() if job.state in ACTIVE]
         active.sort(key=lambda job: (job.state != "running", job.submitted))
         return active[0].name if active else None
+
+    def step(self, name: str) -> int:
+        """The last logged step of job `name` (0 before the first log row)."""
+        rows = _read_rows(self.jobs_dir / name / "log.csv")
+        return int(rows[-1]["step"]) if rows else 0
 
     def progress(self, name: str) -> JobProgress:
         job = self.job(name)
@@ -243,9 +248,9 @@ class TrainingJobs:
             process = subprocess.Popen(self._command(job), cwd=REPO, stdout=output, stderr=subprocess.STDOUT)
             if hasattr(os, "setpriority"):
                 os.setpriority(os.PRIO_PROCESS, process.pid, 10)
-            self._process = process
+            self._running = job, process
             code = process.wait()
-            self._process = None
+            self._running = None
         trained = run_dir / "model.safetensors"
         if code != 0 or not trained.is_file():
             tail = (run_dir / "train.log").read_text(errors="replace")[-2000:]
@@ -291,12 +296,11 @@ class TrainingJobs:
 
         The next start of the app exports what it saved (`_recover`).
         """
-        process = self._process
-        if process is None or process.poll() is not None:
+        running = self._running
+        if running is None or running[1].poll() is not None:
             return
-        for job in self.jobs():
-            if job.state == "running":
-                (self.jobs_dir / job.name / "STOP").touch()
+        job, process = running
+        (self.jobs_dir / job.name / "STOP").touch()
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -309,6 +313,10 @@ def _clean_name(text: str) -> str:
     if not NAME_PATTERN.fullmatch(name):
         raise UserError("Give the style a name made of letters or digits.")
     return name
+
+
+def _read_job(path: Path) -> Job:
+    return Job(**json.loads(path.read_text()))
 
 
 def _read_rows(path: Path) -> list[dict[str, float]]:
