@@ -31,15 +31,16 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def cpu_seconds(processes: list[psutil.Process]) -> float:
-    """User + system CPU time of processes and all their children."""
+    """User + system CPU time of processes and all their descendants, each process counted once
+    (Chromium's renderers are children of its main process, which is itself in the list)."""
+    unique = {p.pid: p for process in processes for p in [process, *process.children(recursive=True)]}
     total = 0.0
-    for process in processes:
-        for p in [process, *process.children(recursive=True)]:
-            try:
-                times = p.cpu_times()
-                total += times.user + times.system
-            except psutil.Error:
-                pass
+    for p in unique.values():
+        try:
+            times = p.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
     return total
 
 
@@ -52,14 +53,16 @@ def measure_stream(page: Page, size: int, seconds: float, settle: float, app: ps
     page.wait_for_timeout(settle * 1000)
     browser = [p for p in psutil.Process().children(recursive=True) if "chrom" in p.name().lower()]
     page.evaluate("() => { window.__live.shown = []; }")
-    app_cpu, browser_cpu = cpu_seconds([app]), sum(cpu_seconds([p]) for p in browser)
+    app_cpu, browser_cpu = cpu_seconds([app]), cpu_seconds(browser)
     page.wait_for_timeout(seconds * 1000)
     shown = page.evaluate("() => window.__live.shown")
-    app_cpu, browser_cpu = cpu_seconds([app]) - app_cpu, sum(cpu_seconds([p]) for p in browser) - browser_cpu
+    grabs = [g["t"] for g in page.evaluate("() => window.__live.grabs")]  # the last 64 camera grabs
+    app_cpu, browser_cpu = cpu_seconds([app]) - app_cpu, cpu_seconds(browser) - browser_cpu
     latencies = [s["latency"] for s in shown]
     server = [s["server"] for s in shown if s["server"] is not None]
     span = (shown[-1]["t"] - shown[0]["t"]) / 1000 if len(shown) > 1 else float("inf")
     return {"size": size, "frames": len(shown), "fps_shown": (len(shown) - 1) / span,
+            "grabs_per_s": (len(grabs) - 1) / ((grabs[-1] - grabs[0]) / 1000) if len(grabs) > 1 else 0.0,
             "latency_p50_ms": percentile(latencies, 50), "latency_p95_ms": percentile(latencies, 95),
             "server_ms_median": statistics.median(server) if server else None,
             "server_cpu_ms_per_frame": 1000 * app_cpu / max(1, len(shown)),
@@ -84,7 +87,7 @@ def bench_stream(sizes: list[int], seconds: float, settle: float, screenshots: P
         for size in sizes:
             result = measure_stream(page, size, seconds, settle, psutil.Process(process.pid))
             results.append(result)
-            print(f"{size} px: {result['fps_shown']:.1f} frames/s shown, end to end p50 {result['latency_p50_ms']:.0f} ms"
+            print(f"{size} px: {result['fps_shown']:.1f} frames/s shown ({result['grabs_per_s']:.1f} grabbed), end to end p50 {result['latency_p50_ms']:.0f} ms"
                   f" / p95 {result['latency_p95_ms']:.0f} ms; server {result['server_ms_median']:.0f} ms per frame "
                   f"(CPU: server {result['server_cpu_ms_per_frame']:.0f} ms, browser "
                   f"{result['browser_cpu_ms_per_frame']:.0f} ms per frame; {result['frames']} frames in {seconds:g} s)",

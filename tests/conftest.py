@@ -7,10 +7,13 @@ missing folder is an error instead (CI must test everything)."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
+
+from chromium import chromium_context
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PERCEPTUAL_SHARED", REPO.parent / "shared"))
@@ -85,3 +88,21 @@ def starry_night() -> torch.Tensor:
     from perceptual_models.image_io import load_image, resize_longer_side
 
     return resize_longer_side(load_image(STYLES / "starry_night.jpg"), 64)
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    """A browser test module's screenshots; copied to $PERCEPTUAL_SCREENSHOTS when set (CI artefacts)."""
+    folder = tmp_path_factory.mktemp("screenshots")
+    yield folder
+    target = os.environ.get("PERCEPTUAL_SCREENSHOTS")
+    if target:
+        shutil.copytree(folder, target, dirs_exist_ok=True)
+    print(f"\nscreenshots: {folder}")
+
+
+@pytest.fixture(scope="module")
+def browser_context(tmp_path_factory):
+    """One headless Chromium (fake camera) per browser test module."""
+    with chromium_context(tmp_path_factory.mktemp("chromium-profile")) as context:
+        yield context

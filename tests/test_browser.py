@@ -4,9 +4,7 @@ Screenshots of every step are saved under the test's temporary folder (printed a
 when PERCEPTUAL_SCREENSHOTS is set, copied there as artefacts.
 """
 
-import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,6 @@ from playwright.sync_api import Page, expect
 from demo.app_process import REPO, running_app
 
 from bad_inputs import write_bad_inputs
-from chromium import chromium_context
 from conftest import VGG_FILE
 
 pytestmark = pytest.mark.browser
@@ -23,26 +20,10 @@ EXAMPLE = REPO / "demo" / "examples" / "astronaut.jpg"
 
 
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("screenshots")
-    yield folder
-    target = os.environ.get("PERCEPTUAL_SCREENSHOTS")
-    if target:
-        shutil.copytree(folder, target, dirs_exist_ok=True)
-    print(f"\nscreenshots: {folder}")
-
-
-@pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     env = {"HF_HUB_OFFLINE": "1", "PERCEPTUAL_VGG_WEIGHTS": str(VGG_FILE), "PERCEPTUAL_COMPILE": "0"}
     with running_app(tmp_path_factory.mktemp("app"), **env) as (url, _):
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser_context(tmp_path_factory):
-    with chromium_context(tmp_path_factory.mktemp("chromium-profile")) as context:
-        yield context
 
 
 @pytest.fixture()

@@ -1,8 +1,6 @@
 """The Live tab in headless Chromium with a fake camera: the stream, style switching, stopping,
 fair sharing with /stylize, and video files (round trip, cancel, bad uploads)."""
 
-import os
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -15,30 +13,14 @@ from demo.app_process import REPO, running_app
 from perceptual_models.clips import write_clip
 from perceptual_models.video import probe
 
-from chromium import chromium_context
-
 pytestmark = pytest.mark.browser
 EXAMPLE = REPO / "demo" / "examples" / "chelsea.jpg"
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("screenshots")
-    yield folder
-    if os.environ.get("PERCEPTUAL_SCREENSHOTS"):
-        shutil.copytree(folder, os.environ["PERCEPTUAL_SCREENSHOTS"], dirs_exist_ok=True)
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     with running_app(tmp_path_factory.mktemp("app"), HF_HUB_OFFLINE="1", PERCEPTUAL_COMPILE="0") as (url, _):
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser_context(tmp_path_factory):
-    with chromium_context(tmp_path_factory.mktemp("chromium-profile")) as context:
-        yield context
 
 
 @pytest.fixture()
