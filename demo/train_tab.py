@@ -15,17 +15,15 @@ from collections.abc import Callable
 import gradio as gr
 import pandas as pd
 
-from perceptual_models.losses import StyleObjective
-
 from .components import UploadedImage
 from .services import Services, UserError
-from .training import JobProgress, TrainingJobs, style_weight
+from .training import JobProgress, TrainingJobs
 from .widgets import in_page, user_errors
 
 POLL_SECONDS = 2.0  # how often a page re-reads its job's progress
 RENDERS_SHOWN = 8  # the latest validation renders on screen
 JOB_HEADERS = ["style", "state", "budget", "iterations", "submitted"]
-STRENGTH_CHOICES = [("Lighter: more of the photo", "lighter"), ("As the bundled styles", "default"),
+STRENGTH_CHOICES = [("Lighter: more of the photo", "lighter"), ("Balanced", "default"),
                     ("Stronger: more of the painting", "stronger")]
 
 
@@ -87,7 +85,7 @@ def build_train_tab(page: gr.Blocks, services: Services, jobs: TrainingJobs,
                 budget = gr.Radio([(b.label, key) for key, b in jobs.budgets.items()], value=next(iter(jobs.budgets)),
                                   label="Training budget", elem_id="train-budget")
                 strength = gr.Radio(STRENGTH_CHOICES, value="default", label="Style strength", elem_id="train-strength",
-                                    info="Bold paintings can paint over the photo: try Lighter.")
+                                    info="Balanced is set from the painting itself, bold or soft; a child's drawing may want Stronger.")
                 name = gr.Textbox(label="Name (optional: letters, digits, _)", max_lines=1, elem_id="train-name")
                 with gr.Row():
                     start = gr.Button("Train", variant="primary", elem_id="train-start")
@@ -131,9 +129,8 @@ def _status(progress: JobProgress, jobs: TrainingJobs) -> str:
 
 
 def _loss_frame(progress: JobProgress) -> pd.DataFrame:
-    """The loop logs the total and the unweighted terms; a job's weights are the default objective's,
-    the style's times the job's strength."""
-    weights = {"total": 1.0, "content": StyleObjective().content_weight, "style": style_weight(progress.job.strength)}
+    """The loop logs the total and the unweighted terms; plotted weighted, as they add up to the total."""
+    weights = {"total": 1.0, **{term: progress.weights[term] for term in ("content", "style") if term in progress.weights}}
     rows = [{"iteration": row["step"], "log10 loss": math.log10(row[term] * weight), "term": term}
             for row in progress.losses for term, weight in weights.items() if row.get(term, 0) > 0]
     return pd.DataFrame(rows, columns=["iteration", "log10 loss", "term"])

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from perceptual_models.image_io import load_image, resize_longer_side, to_pil
 from perceptual_models.inference import style_model_name
-from perceptual_models.losses import StyleObjective
 from perceptual_models.publish import export_model
+from train.tasks import StyleTask
 
 from .services import UserError
 
@@ -66,14 +66,14 @@ GPU_BUDGETS = {
 }
 
 
-# How much of the painting against how much of the photo: the style weight of the bundled recipe
-# (StyleObjective's default) times this. Paintings differ: with candy's bold shapes, "lighter" kept
-# a cat recognisable where the default painted over it (README).
-STRENGTHS = {"lighter": 0.5, "default": 1.0, "stronger": 2.0}
+# How much of the painting against how much of the photo: the recipe's style balance (a like balance
+# for any painting, `StyleTask.style_balance`) times this.
+# Narrow: candy at half its balanced weight lost its style and grew dark specks (README).
+STRENGTHS = {"lighter": 0.7, "default": 1.0, "stronger": 1.4}
 
 
-def style_weight(strength: str) -> float:
-    return StyleObjective().style_weight * STRENGTHS[strength]
+def style_balance(strength: str) -> float:
+    return StyleTask.style_balance * STRENGTHS[strength]
 
 
 @dataclass
@@ -99,6 +99,7 @@ class JobProgress:
     seconds: float
     remaining: float | None
     losses: list[dict[str, float]]  # the loop's log rows: step, total, content, style, tv
+    weights: dict[str, float]  # the loss weights the trainer uses ({} before it has started)
     renders: list[tuple[Path, int]]  # (validation render, its step), oldest first
 
     @property
@@ -174,7 +175,7 @@ class TrainingJobs:
         renders = sorted((path, int(path.stem.removeprefix("step_"))) for path in (run_dir / "val").glob("step_*.jpg"))
         queued = [j.name for j in self.jobs() if j.state == "queued"]
         position = queued.index(name) + 1 if name in queued else 0
-        return JobProgress(job, position, step, iterations, seconds, remaining, rows, renders)
+        return JobProgress(job, position, step, iterations, seconds, remaining, rows, _read_weights(run_dir), renders)
 
     # --- what pages do --------------------------------------------------------------------
 
@@ -233,7 +234,7 @@ class TrainingJobs:
             sys.executable, "-m", "train", "style", "--style", str(run_dir / f"{job.name}.jpg"), "--run-dir", str(run_dir),
             "--data", *map(str, self.data), "--iterations", str(budget.iterations),
             "--image-size", str(budget.image_size), "--style-size", str(STYLE_SIDE),
-            "--style-weight", str(style_weight(job.strength)),
+            "--style-balance", str(style_balance(job.strength)),
             "--max-minutes", str(budget.max_minutes), "--device", self.device,
             "--amp", budget.amp if self.device == "cpu" else "auto", "--threads", str(self.threads),
             "--log-every", "10", "--val-every", str(budget.val_every), "--val-image", str(VALIDATION_PHOTO),
@@ -317,6 +318,15 @@ def _clean_name(text: str) -> str:
 
 def _read_job(path: Path) -> Job:
     return Job(**json.loads(path.read_text()))
+
+
+def _read_weights(run_dir: Path) -> dict[str, float]:
+    """The trainer's loss weights (its run.json); a painting's style weight is set when training starts."""
+    try:
+        task = json.loads((run_dir / "run.json").read_text())["task"]
+        return {"content": task["content_weight"], "style": task["style_weight"], "tv": task["tv_weight"]}
+    except (OSError, ValueError, KeyError):
+        return {}
 
 
 def _read_rows(path: Path) -> list[dict[str, float]]:

@@ -1,7 +1,19 @@
+import math
+from dataclasses import replace
+
 import pytest
 import torch
 
-from perceptual_models.losses import PerceptualLoss, feature_loss, gram_matrix, pixel_loss, style_loss, tv_loss
+from perceptual_models.errors import ConfigError
+from perceptual_models.losses import (
+    PerceptualLoss,
+    StyleObjective,
+    feature_loss,
+    gram_matrix,
+    pixel_loss,
+    style_loss,
+    tv_loss,
+)
 
 from conftest import PAPER_LAYERS
 
@@ -78,3 +90,18 @@ def test_style_target_must_be_set_first(loss_network, photo):
     loss = PerceptualLoss(loss_network, [], PAPER_LAYERS, content_weight=0, style_weight=1)
     with pytest.raises(RuntimeError, match="set_style"):
         loss(photo, loss.targets(photo))
+
+
+def test_the_balanced_style_weight_is_the_balance_over_the_gram_norm(loss_network, starry_night):
+    objective = StyleObjective()
+    balanced = objective.balanced(loss_network, starry_night, 3.8)
+    with torch.no_grad():
+        features = loss_network(starry_night)
+    norm = math.sqrt(sum(float(gram_matrix(features[layer]).pow(2).sum()) for layer in objective.style_layers))
+    assert balanced.style_weight == pytest.approx(3.8 / norm)
+    assert replace(balanced, style_weight=objective.style_weight) == objective  # nothing else changes
+    # A soft painting (a quarter of the contrast) is pulled towards harder than a bold one.
+    soft = 0.5 + 0.25 * (starry_night - 0.5)
+    assert objective.balanced(loss_network, soft, 3.8).style_weight > 1.5 * balanced.style_weight
+    with pytest.raises(ConfigError, match="balance must be > 0"):
+        objective.balanced(loss_network, starry_night, 0.0)

@@ -44,13 +44,18 @@ def _falls(rows, key="total"):
 
 
 def test_style_training_reduces_the_loss(tiny_photos, tmp_path):
+    """The default recipe: batch norm, the style weight set from the painting (`style_balance`)."""
     task = StyleTask(style_image=str(STYLES / "starry_night.jpg"), image_size=32, style_size=64,
-                     objective=StyleObjective(style_weight=5e-4), vgg_weights=str(VGG_FILE))
+                     vgg_weights=str(VGG_FILE))
     saved = train(task, _settings(tiny_photos, tmp_path / "style", iterations=15))
     rows = _log(tmp_path / "style")
     assert [r["step"] for r in rows] == list(range(1, 16))
     assert _falls(rows) and _falls(rows, "style")
     config = json.loads(saved.with_suffix(".json").read_text())
+    started = json.loads((tmp_path / "style" / "run.json").read_text())  # written before the first step
+    assert started["task"] == config["task"] and started["params"]["norm"] == config["params"]["norm"] == "batch"
+    assert config["task"]["style_balance"] == StyleTask.style_balance
+    assert config["task"]["style_weight"] != StyleObjective().style_weight  # this painting's, not the fixed one
     assert config["training"]["iterations"] == 15 and config["loss_network"]["format"] == "caffe"
     assert config["task"]["style_image"] == "starry_night.jpg" and config["final_losses"]["style"] > 0
     for artefact in ("loss.png", "val/step_000006.jpg", "val/step_000012.jpg", "checkpoint.safetensors"):
@@ -143,6 +148,5 @@ def test_style_config_keeps_its_layout_and_objective():
     objective read back from a bundled config is the one it records."""
     bundled = json.loads((hub.BUNDLED_DIR / "style" / "udnie.json").read_text())["task"]
     task = StyleTask(style_image=bundled["style_image"], image_size=bundled["image_size"], style_size=bundled["style_size"],
-                     objective=StyleObjective.from_dict(bundled))
+                     objective=StyleObjective.from_dict(bundled), style_balance=None)  # a fixed weight, as then
     assert task.settings() == bundled and list(task.settings()) == list(bundled)
-    assert StyleTask(style_image="x.jpg").objective.style_weight == 5e-5  # what the styles are retrained with

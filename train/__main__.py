@@ -64,7 +64,11 @@ def main(argv: list[str] | None = None) -> None:
     style.add_argument("--image-size", type=int, default=StyleTask.image_size, help="training crop size (paper: 256)")
     style.add_argument("--style-size", type=int, default=StyleTask.style_size, help="longer side of the style image")
     style.add_argument("--content-weight", type=float, default=StyleObjective.content_weight)
-    style.add_argument("--style-weight", type=float, default=StyleObjective.style_weight)
+    weight = style.add_mutually_exclusive_group()
+    weight.add_argument("--style-balance", type=float, default=StyleTask.style_balance,
+                        help="style weight = this / the norm of the painting's Gram matrices (a like balance for any painting)")
+    weight.add_argument("--style-weight", type=float, default=None,
+                        help=f"a fixed style weight instead (the bundled styles: {StyleObjective.style_weight:g})")
     style.add_argument("--tv-weight", type=float, default=StyleObjective.tv_weight)
     style.add_argument("--norm", default=StyleTask.norm, choices=NORMS, help="normalisation in encoder and residual blocks")
     style.add_argument("--decoder-norm", default=StyleTask.decoder_norm, choices=NORMS,
@@ -92,8 +96,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "style":
         task = StyleTask(
             style_image=args.style, image_size=args.image_size, style_size=args.style_size,
-            objective=StyleObjective(content_weight=args.content_weight, style_weight=args.style_weight,
-                                     tv_weight=args.tv_weight),
+            objective=StyleObjective(
+                content_weight=args.content_weight, tv_weight=args.tv_weight,
+                style_weight=StyleObjective.style_weight if args.style_weight is None else args.style_weight),
+            style_balance=args.style_balance if args.style_weight is None else None,
             norm=args.norm, decoder_norm=args.decoder_norm, upsample=args.upsample, tanh_scale=args.tanh_scale,
             vgg_weights=args.vgg_weights,
         )

@@ -183,6 +183,8 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     loss_fn = task.make_loss(device)
+    if rank == 0:  # what this run trains with, readable while it runs (the model config repeats it)
+        (run_dir / "run.json").write_text(json.dumps({**architecture, "task": task.settings()}, indent=2) + "\n")
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
 
     start_step, seconds_before = 0, 0.0
