@@ -25,10 +25,10 @@ class StyleTask:
     # The bundled styles were trained with the objective's fixed style weight (5e-5) and instance norm.
     objective: StyleObjective = field(default_factory=StyleObjective)
     # The recipe since (README: the training-recipe experiments): the style weight set per painting,
-    # balance / the norm of its Gram matrices (`StyleObjective.balanced`; candy gets 2e-5), and batch
+    # balance / the norm of its Gram matrices (`StyleObjective.balanced`; candy gets 1.5e-5), and batch
     # norm, the paper's, which cannot paint instance norm's flat black or white blotches. None: the
     # objective's fixed weight.
-    style_balance: float | None = 3.8
+    style_balance: float | None = 2.8
     norm: str = "batch"
     decoder_norm: str = "none"  # instance norm here lets one spike own a channel: flat white/black blotches
     upsample: str = "nearest-conv"
