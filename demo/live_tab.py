@@ -31,7 +31,7 @@ LIVE_TIME_LIMIT = 300  # seconds per stream: a forgotten tab gives its slot back
 CAMERA_CONSTRAINTS = {"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}}
 # Seconds between the browser's frame grabs, per device: no faster than the server stylises. On a
 # 2-core CPU (about 13 frames/s at 256 px) every extra grab is CPU taken from the network: 0.05 showed
-# 11.6 frames/s, 0.07 12.2 (median of 5 runs, README); a GPU needs 0.03 for 25+ frames/s.
+# 11.6 frames/s, 0.07 12.2 (medians of 7 and 11 runs, README); a GPU needs 0.03 for 25+ frames/s.
 STREAM_EVERY = {"cpu": 0.07, "cuda": 0.03}
 MAX_VIDEO_SECONDS = 30  # longer clips are cut here, with a note
 MAX_VIDEO_BYTES = 200 * 2**20

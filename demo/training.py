@@ -67,8 +67,8 @@ GPU_BUDGETS = {
 
 
 # How much of the painting against how much of the photo: the recipe's style balance (a like balance
-# for any painting, `StyleTask.style_balance`) times this.
-# Narrow: the window without blotches is (README): candy blotched at 0.7x, mosaic at 1.4x.
+# for any painting, `StyleTask.style_balance`) times this. Kept narrow: blotches came back outside
+# (candy at 0.7x, mosaic at 1.4x; README).
 STRENGTHS = {"lighter": 0.8, "default": 1.0, "stronger": 1.25}
 
 
