@@ -130,7 +130,8 @@ def _status(progress: JobProgress, jobs: TrainingJobs) -> str:
 
 def _loss_frame(progress: JobProgress) -> pd.DataFrame:
     """The loop logs the total and the unweighted terms; plotted weighted, as they add up to the total."""
-    weights = {"total": 1.0, **{term: progress.weights[term] for term in ("content", "style") if term in progress.weights}}
+    objective = progress.objective
+    weights = {"total": 1.0, **({"content": objective.content_weight, "style": objective.style_weight} if objective else {})}
     rows = [{"iteration": row["step"], "log10 loss": math.log10(row[term] * weight), "term": term}
             for row in progress.losses for term, weight in weights.items() if row.get(term, 0) > 0]
     return pd.DataFrame(rows, columns=["iteration", "log10 loss", "term"])

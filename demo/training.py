@@ -26,6 +26,7 @@ from pathlib import Path
 
 from perceptual_models.image_io import load_image, resize_longer_side, to_pil
 from perceptual_models.inference import style_model_name
+from perceptual_models.losses import StyleObjective
 from perceptual_models.publish import export_model
 from train.tasks import StyleTask
 
@@ -99,7 +100,7 @@ class JobProgress:
     seconds: float
     remaining: float | None
     losses: list[dict[str, float]]  # the loop's log rows: step, total, content, style, tv
-    weights: dict[str, float]  # the loss weights the trainer uses ({} before it has started)
+    objective: StyleObjective | None  # what the trainer optimises, its style weight set from the painting
     renders: list[tuple[Path, int]]  # (validation render, its step), oldest first
 
     @property
@@ -175,7 +176,7 @@ class TrainingJobs:
         renders = sorted((path, int(path.stem.removeprefix("step_"))) for path in (run_dir / "val").glob("step_*.jpg"))
         queued = [j.name for j in self.jobs() if j.state == "queued"]
         position = queued.index(name) + 1 if name in queued else 0
-        return JobProgress(job, position, step, iterations, seconds, remaining, rows, _read_weights(run_dir), renders)
+        return JobProgress(job, position, step, iterations, seconds, remaining, rows, _read_objective(run_dir), renders)
 
     # --- what pages do --------------------------------------------------------------------
 
@@ -320,13 +321,12 @@ def _read_job(path: Path) -> Job:
     return Job(**json.loads(path.read_text()))
 
 
-def _read_weights(run_dir: Path) -> dict[str, float]:
-    """The trainer's loss weights (its run.json); a painting's style weight is set when training starts."""
+def _read_objective(run_dir: Path) -> StyleObjective | None:
+    """The trainer's objective (its run.json); None before it has started."""
     try:
-        task = json.loads((run_dir / "run.json").read_text())["task"]
-        return {"content": task["content_weight"], "style": task["style_weight"], "tv": task["tv_weight"]}
-    except (OSError, ValueError, KeyError):
-        return {}
+        return StyleObjective.from_dict(json.loads((run_dir / "run.json").read_text())["task"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _read_rows(path: Path) -> list[dict[str, float]]:
