@@ -37,7 +37,8 @@ BLOTCH_LIMIT = 0.001  # the issue's bar: under 0.1% of the image
 
 def equivalent_iterations(network_total: float, gatys_totals: dict[int, float]) -> float | None:
     """The L-BFGS iteration count at which Gatys reaches the network's objective (log-linear between
-    the measured counts); None if Gatys is still worse at the last one, 0 if better at the first."""
+    the measured counts); None if Gatys is still worse at the last count, 0 if it is already better
+    at the first."""
     points = sorted(gatys_totals.items())
     if network_total >= points[0][1]:
         return float(points[0][0]) if network_total == points[0][1] else 0.0
@@ -117,7 +118,7 @@ def main() -> None:
                         help="folders for the objective comparison (none: skip it)")
     parser.add_argument("--gatys-count", type=int, default=5, help="use the first N of those photos")
     parser.add_argument("--gatys-size", type=int, default=256)
-    parser.add_argument("--gatys-iters", default="25,50,100")
+    parser.add_argument("--gatys-iters", default="10,25,50,100")
     parser.add_argument("--style-dir", type=Path, default=STYLE_IMAGES,
                         help="the style images trained on (default: bundled 384 px copies if absent)")
     parser.add_argument("--sheet-dir", type=Path, default=None, help="write a contact sheet per model here")
@@ -136,9 +137,10 @@ def main() -> None:
         line = (f"{model}: blotches max {100 * summary['max_share']:.2f}% ({summary['worst']}), "
                 f"mean {100 * summary['mean_share']:.3f}%, {summary['over_limit']}/{summary['cases']} over 0.1%")
         if "objective" in result:
-            equivalent = result["objective"]["equivalent_gatys_iterations"]
-            line += "; one pass = " + (f"{equivalent:.0f} L-BFGS iterations" if equivalent is not None
-                                       else f"more than {args.gatys_iters.split(',')[-1]} L-BFGS iterations")
+            equivalent, counts = result["objective"]["equivalent_gatys_iterations"], args.gatys_iters.split(",")
+            line += "; one pass = " + (f"more than {counts[-1]}" if equivalent is None
+                                       else f"fewer than {counts[0]}" if equivalent == 0
+                                       else f"{equivalent:.0f}") + " L-BFGS iterations"
         print(line, flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
