@@ -143,10 +143,11 @@ def test_train_command_line_help():
     assert result.returncode == 0 and "--style-weight" in result.stdout and "--max-minutes" in result.stdout
 
 
-def test_style_config_keeps_its_layout_and_objective():
+@pytest.mark.parametrize("style", ["udnie", "the_scream"])  # a balanced weight, a fixed one
+def test_style_config_keeps_its_layout_and_objective(style):
     """StyleTask writes the "task" dict bundled configs have (same keys, same order), and the
     objective read back from a bundled config is the one it records."""
-    bundled = json.loads((hub.BUNDLED_DIR / "style" / "udnie.json").read_text())["task"]
+    bundled = json.loads((hub.BUNDLED_DIR / "style" / f"{style}.json").read_text())["task"]
     task = StyleTask(style_image=bundled["style_image"], image_size=bundled["image_size"], style_size=bundled["style_size"],
-                     objective=StyleObjective.from_dict(bundled), style_balance=None)  # a fixed weight, as then
+                     objective=StyleObjective.from_dict(bundled), style_balance=bundled.get("style_balance"))
     assert task.settings() == bundled and list(task.settings()) == list(bundled)
