@@ -143,7 +143,7 @@ def test_train_command_line_help():
     assert result.returncode == 0 and "--style-weight" in result.stdout and "--max-minutes" in result.stdout
 
 
-@pytest.mark.parametrize("style", ["udnie", "the_scream"])  # a balanced weight, a fixed one
+@pytest.mark.parametrize("style", ["udnie", "the_scream"])
 def test_style_config_keeps_its_layout_and_objective(style):
     """StyleTask writes the "task" dict bundled configs have (same keys, same order), and the
     objective read back from a bundled config is the one it records."""
