@@ -117,7 +117,7 @@ def test_torchrun_two_processes_on_gloo(tiny_photos, tmp_path):
 
 
 def test_gpu_styles_job_with_a_tiny_budget_on_the_cpu(tiny_photos, tmp_path):
-    """The GPU job's plumbing: styles trained side by side, one tar each, unpacked into a loadable bundle."""
+    """The GPU job's plumbing: styles trained one after another, one tar each, unpacked into a loadable bundle."""
     from train.gpu_styles import main as gpu_styles
     from train.gpu_styles import unpack
 
@@ -133,6 +133,7 @@ def test_gpu_styles_job_with_a_tiny_budget_on_the_cpu(tiny_photos, tmp_path):
     assert unpack(sorted(out.glob("style_*.tar")), bundle) == ["starry_night", "wave"]
     model, config = from_pretrained(bundle / "style" / "wave.safetensors")
     assert config["dtype"] == "float16" and config["task"]["image_size"] == 32
+    assert "5.00 min budget" in config["training"]["note"]  # --minutes 10 shared by the two styles
     assert model(torch.rand(1, 3, 20, 24)).shape == (1, 3, 20, 24)
     assert "style/wave.safetensors" in json.loads((bundle / "manifest.json").read_text())["files"]
 
