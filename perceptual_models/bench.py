@@ -89,13 +89,20 @@ def feedforward_variants(model_name: str, size: int, device: torch.device, repea
 
 def gatys_seconds(network, size: int, iterations: list[int], device: torch.device,
                   per_iter: int | None) -> tuple[dict[str, float], bool]:
-    """Elapsed seconds at each iteration count in one L-BFGS run (or extrapolated from a short one)."""
-    content = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
-    style = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(1))
+    """Elapsed seconds at each iteration count in one L-BFGS run (or extrapolated from a short one).
+
+    Timed after a 3-iteration warm-up at the same size, as the network is: on a GPU the first
+    iterations at a new size spend seconds on cuDNN autotuning (measured on an H200: 1.8-4 s, more
+    than 100 steady iterations), a once-per-process cost that is not the method's speed.
+    """
+    content = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
+    style = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(1)).to(device)
+    for _ in run(content, style, network, GatysSettings(iterations=3, max_pixels=size * size)):
+        pass
     total = per_iter or max(iterations)
     settings = GatysSettings(iterations=total, report_every=1, max_pixels=size * size)
     marks: dict[int, float] = {}
-    for progress in run(content.to(device), style.to(device), network, settings):
+    for progress in run(content, style, network, settings):
         marks[progress.iteration] = progress.elapsed
     if per_iter:
         # Skip the first iteration (allocations) when estimating the steady per-iteration cost.
