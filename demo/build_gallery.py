@@ -142,6 +142,11 @@ def _upscale(low_res: torch.Tensor, method: str, scale: int) -> torch.Tensor | N
         return None
 
 
+def _seconds(value: float) -> str:
+    """Three decimals, or four below 0.01 s (a GPU's network times)."""
+    return f"{value:.3f}" if value >= 0.01 else f"{value:.4f}"
+
+
 def table1_markdown(path: Path) -> str:
     if not path.is_file():
         return ""
@@ -159,16 +164,22 @@ def table1_markdown(path: Path) -> str:
                          + f" | {paper['feedforward_s']:.3f} | {paper['gatys_s'][iterations[-1]] / paper['feedforward_s']:.0f}x |")
         star = "*" if row["extrapolated"] else ""
         lines.append(f"| {row['size']} | ours | " + " | ".join(f"{row['gatys_s'][n]:.1f}{star}" for n in iterations)
-                     + f" | {row['feedforward_s']:.3f} | {row['speedup'][iterations[-1]]:.0f}x |")
+                     + f" | {_seconds(row['feedforward_s'])} | {row['speedup'][iterations[-1]]:.0f}x |")
     lines += ["", "Our network's fastest path against plain fp32 eager PyTorch of the same network:"]
     for row in result["rows"]:
         variants = row["feedforward_variants"]
         plain = (f"{variants['eager_fp32_plain_process']:.3f} s in a fresh process "
                  f"({row['fast_vs_eager_fp32_plain_process']:.2f}x), " if "eager_fp32_plain_process" in variants else "")
         agreement = row.get("psnr_vs_eager_fp32", {}).get(row["feedforward_path"])
-        lines.append(f"- {row['size']} px: {row['feedforward_path'].replace('_', ' ')} {row['feedforward_s']:.3f} s; eager fp32 {plain}"
-                     f"{variants['eager_fp32']:.3f} s in the same process ({row['fast_vs_eager_fp32']:.2f}x)"
+        if row["feedforward_path"] == "eager_fp32":
+            others = ", ".join(f"{k.replace('_', ' ')} {_seconds(v)} s" for k, v in variants.items() if k != "eager_fp32")
+            lines.append(f"- {row['size']} px: plain eager fp32 is the fastest here, {_seconds(row['feedforward_s'])} s ({others}).")
+            continue
+        lines.append(f"- {row['size']} px: {row['feedforward_path'].replace('_', ' ')} {_seconds(row['feedforward_s'])} s; eager fp32 {plain}"
+                     f"{_seconds(variants['eager_fp32'])} s in the same process ({row['fast_vs_eager_fp32']:.2f}x)"
                      + (f"; outputs {agreement:.0f} dB PSNR apart." if agreement else "."))
+    if "note" in result:
+        lines += ["", result["note"]]
     return "\n".join(lines)
 
 

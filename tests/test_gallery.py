@@ -18,3 +18,17 @@ def test_gallery_table1_reports_both_eager_baselines(tmp_path):
     assert "| 512 | paper | 10.97 | 54.85 | 0.050 | 1097x |" in markdown
     assert "| 512 | ours | 98.0* | 490.0* | 0.100 | 4900x |" in markdown
     assert "0.500 s in a fresh process (5.00x), 0.300 s in the same process (3.00x); outputs 54 dB PSNR apart" in markdown
+
+
+def test_gallery_table1_keeps_gpu_times_readable(tmp_path):
+    """Milliseconds keep their digits, an eager-fp32 winner is said plainly, and the JSON's note is shown."""
+    variants = {"eager_fp32": 0.0022, "eager_fast": 0.0038, "compiled_fast": 0.003}
+    row = {"size": 256, "gatys_s": {"100": 1.0, "500": 5.1}, "feedforward_s": 0.0022, "feedforward_path": "eager_fp32",
+           "feedforward_variants": variants, "fast_vs_eager_fp32": 1.0, "psnr_vs_eager_fp32": {},
+           "speedup": {"100": 455.0, "500": 2318.0}, "extrapolated": True}
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"device": "GPU (test)", "versions": {"torch": "x"}, "rows": [row], "note": "Warmed up."}))
+    markdown = table1_markdown(path)
+    assert "| 256 | ours | 1.0* | 5.1* | 0.0022 | 2318x |" in markdown
+    assert "256 px: plain eager fp32 is the fastest here, 0.0022 s (eager fast 0.0038 s, compiled fast 0.0030 s)." in markdown
+    assert markdown.endswith("Warmed up.")
