@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("perceptual_losses").setLevel(logging.INFO)  # ours only: httpx logs every request at INFO
 
     services = Services(args.device or env("PERCEPTUAL_DEVICE", "auto"))
-    # The process-wide set-up, once: the allocator and cuDNN for the fast path, compile limits.
-    services.runtime = configure(services.device, compile=compile_networks)
+    # The process-wide set-up, once: the allocator and cuDNN for the fast path.
+    services.runtime = configure(services.device)
     services.load_models()
     # Before serving, so that the first click is as fast as the tenth: compiling in the background
     # made the first minute's clicks slower instead (the compiler holds the GIL and the cores).

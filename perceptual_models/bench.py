@@ -165,7 +165,7 @@ def run_bench(sizes: list[int], iterations: list[int], device: torch.device, mod
 
     # What the app and the CLI set up, stated first so every timing here shares it (except the
     # "plain process" one, a fresh process with glibc's defaults).
-    runtime = configure(device, compile=compile_fast)
+    runtime = configure(device)
     network = load_loss_network(("relu2_2", *PAPER_STYLE_LAYERS), device=device)
     compiled = None
     if compile_fast:

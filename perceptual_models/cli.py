@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
             from .inference import pick_device
             from .runtime import configure
 
-            args.runtime = configure(pick_device(args.device), compile=getattr(args, "compile", False))
+            args.runtime = configure(pick_device(args.device))
         args.handler(args)
     except (PerceptualError, FileNotFoundError) as exc:  # anything else is a bug: keep its traceback
         print(f"error: {exc}", file=sys.stderr)

@@ -86,12 +86,21 @@ def _call(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model(x)
 
 
+# Each architecture and size branch is one more graph of the one compiled function: allow plenty.
+RECOMPILE_LIMIT = 64
+
+
 @functools.lru_cache(maxsize=1)
 def _compiled_call():
     """One compiled function for every model: weights are graph inputs, so all style networks
-    share one graph and only the first compile of an architecture costs time (an entry point
-    raises torch's recompile limit for the many size branches: `runtime.configure(compile=True)`)."""
-    return torch.compile(_call, dynamic=True)
+    share one graph and only the first compile of an architecture costs time.
+
+    The recompile limit travels with the call: torch.compile's settings are per thread, and the app
+    compiles and serves in worker threads, where a limit set once at start-up read torch's default
+    of 8 (seen as a 52 s first request and eager fallback once the bundle held 9 graphs)."""
+    import torch._dynamo
+
+    return torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT)(torch.compile(_call, dynamic=True))
 
 
 class Runner:

@@ -1,4 +1,4 @@
-"""Process-wide settings (allocator, threads, cuDNN autotuning, denormals, torch.compile limits),
+"""Process-wide settings (allocator, threads, cuDNN autotuning, denormals),
 chosen once by an entry point: the app, the CLI, the benchmark, training. Library objects never
 change them, so a result does not depend on which object was made first.
 """
@@ -11,9 +11,6 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-# Each architecture and size branch is one more graph of the one compiled function: allow plenty.
-RECOMPILE_LIMIT = 64
-
 
 @dataclass(frozen=True)
 class RuntimeChoices:
@@ -24,7 +21,6 @@ class RuntimeChoices:
     keep_freed_memory: bool  # glibc keeps freed memory for reuse (CPU fast path)
     cudnn_benchmark: bool
     flush_denormal: bool
-    recompile_limit: int | None  # None: torch's default (nothing here will be compiled)
 
     def summary(self) -> str:
         parts = [f"{self.threads} threads"]
@@ -34,8 +30,6 @@ class RuntimeChoices:
             parts.append("cuDNN autotuning")
         if self.flush_denormal:
             parts.append("denormals flushed")
-        if self.recompile_limit:
-            parts.append(f"torch.compile up to {self.recompile_limit} graphs")
         return ", ".join(parts)
 
     def as_dict(self) -> dict:
@@ -61,12 +55,11 @@ def keep_freed_memory_for_reuse() -> bool:
 
 
 def configure(device: torch.device, threads: int | None = None, *, keep_freed_memory: bool = True,
-              flush_denormal: bool = False, compile: bool = False) -> RuntimeChoices:
+              flush_denormal: bool = False) -> RuntimeChoices:
     """Set this process up for `device`; returns what was chosen.
 
     `keep_freed_memory` applies on a CPU (the fast path's allocator setting); `flush_denormal` suits
-    training (saturated tanh outputs produce denormals that crawl on CPUs); `compile` raises
-    torch.compile's recompile limit (importing torch._dynamo costs ~2 s, so only when needed).
+    training (saturated tanh outputs produce denormals that crawl on CPUs).
     """
     if threads:
         torch.set_num_threads(threads)
@@ -74,9 +67,4 @@ def configure(device: torch.device, threads: int | None = None, *, keep_freed_me
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # picks the fastest conv kernels per input size
     flushed = flush_denormal and torch.set_flush_denormal(True)
-    if compile:
-        import torch._dynamo as dynamo
-
-        dynamo.config.recompile_limit = RECOMPILE_LIMIT
-    return RuntimeChoices(str(device), torch.get_num_threads(), kept, device.type == "cuda", flushed,
-                          RECOMPILE_LIMIT if compile else None)
+    return RuntimeChoices(str(device), torch.get_num_threads(), kept, device.type == "cuda", flushed)
