@@ -22,12 +22,11 @@ class StyleTask:
     style_image: str
     image_size: int = 256
     style_size: int = 512
-    # The bundled styles were trained with the objective's fixed style weight (5e-5) and instance norm.
     objective: StyleObjective = field(default_factory=StyleObjective)
-    # The recipe since (README: the training-recipe experiments): the style weight set per painting,
-    # balance / the norm of its Gram matrices (`StyleObjective.balanced`; candy gets 1.5e-5), and batch
-    # norm, the paper's, which cannot paint instance norm's flat black or white blotches. None: the
-    # objective's fixed weight.
+    # The recipe of the bundled styles (README: the training-recipe experiments): the style weight set
+    # per painting, balance / the norm of its Gram matrices (`StyleObjective.balanced`; candy gets
+    # 1.5e-5), and batch norm, the paper's, which cannot paint instance norm's flat black or white
+    # blotches. None: the objective's fixed weight.
     style_balance: float | None = 2.8
     norm: str = "batch"
     decoder_norm: str = "none"  # instance norm here lets one spike own a channel: flat white/black blotches
