@@ -97,7 +97,7 @@ def _compiled_call():
 
     The recompile limit travels with the call: torch.compile's settings are per thread, and the app
     compiles and serves in worker threads, where a limit set once at start-up read torch's default
-    of 8 (seen as a 52 s first request and eager fallback once the bundle held 9 graphs)."""
+    of 8 (seen: with batch- and instance-norm networks bundled, a first request hit it and took 52 s)."""
     import torch._dynamo
 
     return torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT)(torch.compile(_call, dynamic=True))
@@ -154,8 +154,11 @@ class Runner:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16)
 
     def _prepare(self, image: torch.Tensor) -> torch.Tensor:
-        x = image.to(self.device, non_blocking=True)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        # Always a copy made here, inside inference_mode: a photo's HWC array seen as NCHW is already
+        # channels_last, and handed through it carried another dispatch key, so the compiled graph
+        # recompiled inside a visitor's first 512 px request (7 s). The copy costs under 1 ms.
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        return image.to(self.device, non_blocking=True, copy=True, memory_format=memory_format)
 
     @torch.inference_mode()
     def __call__(self, image: torch.Tensor) -> torch.Tensor:

@@ -52,6 +52,8 @@ def test_compiled_path_matches_and_is_shared_between_models(style_model):
         image = torch.rand(1, 3, *size)
         assert psnr(first(image), Runner.load(str(style_model), CPU, "exact")(image)) >= 40
         assert first(image).shape == image.shape
+    photo = torch.rand(48, 40, 3).permute(2, 0, 1)[None]  # an HWC array as NCHW: channels_last already
+    assert first(photo).shape == (1, 3, 48, 40) and counters["stats"]["unique_graphs"] == graphs  # no recompile
 
 
 def test_compiled_call_allows_many_graphs_in_any_thread():
