@@ -34,4 +34,4 @@ def _sections() -> None:
                        columns=section.get("columns", 4), height="auto", object_fit="contain",
                        allow_preview=True, show_label=False, elem_classes="full-grid")
         if section.get("markdown"):
-            gr.Markdown(section["markdown"])
+            gr.Markdown(section["markdown"], elem_classes="gallery-tables")
