@@ -168,13 +168,13 @@ def table1_markdown(path: Path) -> str:
     lines += ["", "Our network's fastest path against plain fp32 eager PyTorch of the same network:"]
     for row in result["rows"]:
         variants = row["feedforward_variants"]
-        plain = (f"{variants['eager_fp32_plain_process']:.3f} s in a fresh process "
+        plain = (f"{_seconds(variants['eager_fp32_plain_process'])} s in a fresh process "
                  f"({row['fast_vs_eager_fp32_plain_process']:.2f}x), " if "eager_fp32_plain_process" in variants else "")
-        agreement = row.get("psnr_vs_eager_fp32", {}).get(row["feedforward_path"])
         if row["feedforward_path"] == "eager_fp32":
             others = ", ".join(f"{k.replace('_', ' ')} {_seconds(v)} s" for k, v in variants.items() if k != "eager_fp32")
             lines.append(f"- {row['size']} px: plain eager fp32 is the fastest here, {_seconds(row['feedforward_s'])} s ({others}).")
             continue
+        agreement = row.get("psnr_vs_eager_fp32", {}).get(row["feedforward_path"])
         lines.append(f"- {row['size']} px: {row['feedforward_path'].replace('_', ' ')} {_seconds(row['feedforward_s'])} s; eager fp32 {plain}"
                      f"{_seconds(variants['eager_fp32'])} s in the same process ({row['fast_vs_eager_fp32']:.2f}x)"
                      + (f"; outputs {agreement:.0f} dB PSNR apart." if agreement else "."))
