@@ -12,7 +12,7 @@ The styles train one after another at the paper's 256 px crops and batch 4 in bf
 time one style does not use passes to the next), whichever comes first. Measured on
 a lent H200 (torch 2.11, udnie, 256 px, batch 4): one process alone runs about 45 it/s eager and 40 it/s
 compiled (after 48 s of compiling), while five processes side by side ran 1.1 it/s each; so one at a
-time, without torch.compile. Each finished network is exported like `hub export` does (fp16, JSON
+time, eager (the trainer's default). Each finished network is exported like `hub export` does (fp16, JSON
 config, model card) and packed with its loss log into `$OUT/style_<name>.tar`: the device tool returns
 at most 8 files of 16 MiB each.
 """
@@ -41,7 +41,7 @@ def train_one(style: Path, run_dir: Path, minutes: float, args: argparse.Namespa
     command = [
         sys.executable, "-m", "train", "style", "--style", str(style), "--run-dir", str(run_dir),
         "--data", *args.data, "--iterations", str(args.iterations), "--image-size", str(args.image_size),
-        "--batch-size", "4", "--device", args.device, "--compile", "off", "--max-minutes", budget,
+        "--batch-size", "4", "--device", args.device, "--max-minutes", budget,
         "--log-every", "50", "--val-every", str(max(args.iterations // 4, 1)), "--checkpoint-every", "2000",
         "--note", (f"{args.device} run of train.gpu_styles: {args.image_size} px crops, batch 4, "
                    f"{budget} min budget"), *args.train_args,
