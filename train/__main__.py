@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     weight.add_argument("--style-balance", type=float, default=StyleTask.style_balance,
                         help="style weight = this / the norm of the painting's Gram matrices (a like balance for any painting)")
     weight.add_argument("--style-weight", type=float, default=None,
-                        help=f"a fixed style weight instead of --style-balance (the first bundled styles: {StyleObjective.style_weight:g})")
+                        help=f"a fixed style weight instead of --style-balance (the_scream, with --norm instance: {StyleObjective.style_weight:g})")
     style.add_argument("--tv-weight", type=float, default=StyleObjective.tv_weight)
     style.add_argument("--norm", default=StyleTask.norm, choices=NORMS, help="normalisation in encoder and residual blocks")
     style.add_argument("--decoder-norm", default=StyleTask.decoder_norm, choices=NORMS,
