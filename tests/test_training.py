@@ -5,12 +5,13 @@ import sys
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from perceptual_models import hub
 from perceptual_models.image_io import load_image, resize_longer_side, save_image
 from perceptual_models.losses import StyleObjective
 from perceptual_models.networks import from_pretrained
-from train.loop import LoopSettings, train
+from train.loop import LoopSettings, train, update_average
 from train.tasks import StyleTask, SuperResolutionTask
 
 from conftest import REPO, STYLES, TRAIN_DATA, VGG_FILE
@@ -47,7 +48,7 @@ def test_style_training_reduces_the_loss(tiny_photos, tmp_path):
     """The default recipe: batch norm, the style weight set from the painting (`style_balance`)."""
     task = StyleTask(style_image=str(STYLES / "starry_night.jpg"), image_size=32, style_size=64,
                      vgg_weights=str(VGG_FILE))
-    saved = train(task, _settings(tiny_photos, tmp_path / "style", iterations=15))
+    saved = train(task, _settings(tiny_photos, tmp_path / "style", iterations=15, ema_decay=0.999))
     rows = _log(tmp_path / "style")
     assert [r["step"] for r in rows] == list(range(1, 16))
     assert _falls(rows) and _falls(rows, "style")
@@ -62,6 +63,25 @@ def test_style_training_reduces_the_loss(tiny_photos, tmp_path):
         assert (tmp_path / "style" / artefact).is_file(), artefact
     model, _ = from_pretrained(saved)
     assert model(torch.rand(1, 3, 21, 30)).shape == (1, 3, 21, 30)
+    # The saved network is the weights' moving average, not the last step's weights.
+    assert config["training"]["weights"] == "exponential moving average over 15 steps, decay 0.999"
+    checkpoint = load_file(tmp_path / "style" / "checkpoint.safetensors")
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, checkpoint[f"average.{name}"]), name
+    assert any(not torch.equal(value, checkpoint[f"model.{name}"]) for name, value in model.state_dict().items())
+
+
+def test_moving_average_warms_up_then_keeps_its_decay():
+    average, current = torch.nn.BatchNorm2d(2), torch.nn.BatchNorm2d(2)
+    with torch.no_grad():
+        average.weight.fill_(0.0)
+        current.weight.fill_(1.0)
+    current.num_batches_tracked.fill_(7)
+    update_average(average, current, decay=0.999, updates=0)  # warm-up: decay (1 + 0) / (10 + 0)
+    assert torch.allclose(average.weight, torch.full((2,), 0.9))
+    assert average.num_batches_tracked.item() == 7  # counters are copied, not averaged
+    update_average(average, current, decay=0.5, updates=10_000)  # past the warm-up: the decay asked for
+    assert torch.allclose(average.weight, torch.full((2,), 0.95))
 
 
 @pytest.mark.parametrize("loss, arch", [("pixel", "srnet"), ("feat", "srnet"), ("pixel", "srcnn")])
@@ -75,13 +95,17 @@ def test_sr_training_reduces_the_loss(tiny_photos, tmp_path, loss, arch):
     assert config["task"]["degradation"].startswith("Gaussian blur sigma 1.0 + bicubic x4")
 
 
-def test_resume_continues_the_same_run(tiny_photos, tmp_path):
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_resume_continues_the_same_run(tiny_photos, tmp_path, ema_decay):
+    """Resuming gives the run that never stopped: the same losses and saved weights (the average too)."""
     task = SuperResolutionTask(scale=4, loss="pixel", patch_size=32)
-    straight = train(task, _settings(tiny_photos, tmp_path / "straight", iterations=8, checkpoint_every=4))
-    train(task, _settings(tiny_photos, tmp_path / "resumed", iterations=4, checkpoint_every=4))
+    straight = train(task, _settings(tiny_photos, tmp_path / "straight", iterations=8, checkpoint_every=4,
+                                     ema_decay=ema_decay))
+    train(task, _settings(tiny_photos, tmp_path / "resumed", iterations=4, checkpoint_every=4, ema_decay=ema_decay))
     checkpoint = json.loads((tmp_path / "resumed" / "checkpoint.json").read_text())
     assert checkpoint["step"] == 4
-    resumed = train(task, _settings(tiny_photos, tmp_path / "resumed", iterations=8, checkpoint_every=4, resume=True))
+    resumed = train(task, _settings(tiny_photos, tmp_path / "resumed", iterations=8, checkpoint_every=4, resume=True,
+                                    ema_decay=ema_decay))
     a, b = _log(tmp_path / "straight"), _log(tmp_path / "resumed")
     assert [r["step"] for r in b] == list(range(1, 9))
     for row_a, row_b in zip(a, b):

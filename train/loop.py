@@ -2,13 +2,14 @@
 
 Progress bar, CSV loss log (a row appended as it is made, so another process can follow it) and
 loss-curve PNG, validation renders, checkpoints that resume exactly, a wall-clock budget, a stop
-file, bf16/channels_last on CUDA, and DistributedDataParallel under torchrun (rank 0 alone logs
+file, a moving average of the weights, bf16/channels_last on CUDA, and DistributedDataParallel under torchrun (rank 0 alone logs
 and writes files).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import json
 import math
@@ -44,6 +45,9 @@ class LoopSettings:
     batch_size: int = 4
     lr: float = 1e-3
     lr_schedule: str = "constant"  # "constant" (the paper) or "cosine" (decays to 0 at the last step)
+    # The network saved (and rendered for validation) is an exponential moving average of the weights with this
+    # decay; 0 saves the last weights. Averaging smooths the step-to-step noise of a constant learning rate.
+    ema_decay: float = 0.0
     seed: int = 0
     device: str = "auto"
     amp: str = "auto"  # "bf16" | "none" | "auto" (bf16 on CUDA only)
@@ -89,10 +93,13 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
-    """Model and Adam state as safetensors, step counters as JSON: no pickle anywhere."""
+def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict,
+                    average: nn.Module | None = None) -> None:
+    """Model, moving average and Adam state as safetensors, step counters as JSON: no pickle anywhere."""
     optim_state = optimizer.state_dict()
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if average is not None:
+        tensors.update({f"average.{k}": v.detach().cpu().contiguous() for k, v in average.state_dict().items()})
     for index, param_state in optim_state["state"].items():
         for key, value in param_state.items():
             tensors[f"optim.{index}.{key}"] = value.detach().cpu().contiguous()
@@ -103,10 +110,15 @@ def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
     (run_dir / "checkpoint.json").write_text(json.dumps(meta, indent=2))
 
 
-def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    average: nn.Module | None = None) -> dict:
+    """Restores what `save_checkpoint` wrote; a checkpoint without an average starts it at its weights."""
     tensors = load_file(str(run_dir / "checkpoint.safetensors"))
     meta = json.loads((run_dir / "checkpoint.json").read_text())
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    if average is not None:
+        averaged = {k[len("average."):]: v for k, v in tensors.items() if k.startswith("average.")}
+        average.load_state_dict(averaged or model.state_dict())
     optim_state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
@@ -156,6 +168,19 @@ def plot_losses(rows: list[dict[str, float]], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+@torch.no_grad()
+def update_average(average: nn.Module, model: nn.Module, decay: float, updates: int) -> None:
+    """One step of the weights' exponential moving average (batch-norm statistics too). The decay warms up as
+    (1 + n) / (10 + n) over the first updates, as in TensorFlow's ExponentialMovingAverage, so that a short
+    run's average is not held back by its random initial weights."""
+    decay = min(decay, (1 + updates) / (10 + updates))
+    for kept, current in zip(average.state_dict().values(), model.state_dict().values(), strict=True):
+        if kept.is_floating_point():
+            kept.lerp_(current, 1 - decay)
+        else:  # batch norm's step counter
+            kept.copy_(current)
+
+
 def learning_rate(settings: LoopSettings, step: int) -> float:
     """The rate for `step`, a pure function of the step so that resuming needs no scheduler state."""
     if settings.lr_schedule == "cosine":
@@ -188,11 +213,15 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
     if rank == 0:  # what this run trains with, readable while it runs (the model config repeats it)
         (run_dir / "run.json").write_text(json.dumps({**architecture, "task": task.settings()}, indent=2) + "\n")
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    average = copy.deepcopy(model).requires_grad_(False) if settings.ema_decay else None
+    averaged_steps = 0
 
     start_step, seconds_before = 0, 0.0
     if settings.resume and (run_dir / "checkpoint.safetensors").is_file():
-        meta = load_checkpoint(run_dir, model, optimizer)
+        meta = load_checkpoint(run_dir, model, optimizer, average)
         start_step, seconds_before = meta["step"], meta["seconds"]
+        averaged_steps = meta.get("averaged_steps", 0)
+    kept = average if average is not None else model  # what validation renders and the run saves
     rows = _read_log(run_dir / "log.csv", start_step) if settings.resume else []
     if rank == 0:
         _write_log(run_dir / "log.csv", rows)  # without the rows of steps after the checkpoint
@@ -215,7 +244,8 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
     )
 
     def write_checkpoint(step: int, seconds: float) -> None:
-        save_checkpoint(run_dir, model, optimizer, {"step": step, "seconds": seconds, **architecture})
+        state = {"step": step, "seconds": seconds, "averaged_steps": averaged_steps, **architecture}
+        save_checkpoint(run_dir, model, optimizer, state, average)
 
     started = time.monotonic()
     step = start_step
@@ -238,6 +268,9 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimizer.step()
+        if average is not None:
+            update_average(average, model, settings.ema_decay, averaged_steps)
+            averaged_steps += 1
         step += 1
         seconds = seconds_before + time.monotonic() - started
         progress.update(1)
@@ -253,9 +286,9 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
             interval_sums, interval_steps = {}, 0
             progress.set_postfix({k: f"{v:.4g}" for k, v in row.items() if v})
         if rank == 0 and settings.val_every and step % settings.val_every == 0:
-            model.eval()
+            kept.eval()
             with torch.no_grad(), autocast:
-                save_image(model(validation_input).float(), run_dir / "val" / f"step_{step:06d}.jpg")
+                save_image(kept(validation_input).float(), run_dir / "val" / f"step_{step:06d}.jpg")
             model.train()
 
         stopped = settings.stop_file is not None and settings.stop_file.exists()
@@ -286,6 +319,8 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
                 "iterations": step, "planned_iterations": settings.iterations, "finished": step >= settings.iterations,
                 "batch_size_per_process": settings.batch_size, "processes": world_size,
                 "optimizer": f"Adam lr {settings.lr} ({settings.lr_schedule})", "seed": settings.seed, "device": str(device),
+                "weights": (f"exponential moving average over {averaged_steps} steps, decay {settings.ema_decay}"
+                            if average is not None else "the last step's"),
                 "bf16": use_bf16, "data": [str(d) for d in settings.data], "photos": len(data.images),
                 "seconds": round(seconds, 1), **settings.extra,
             },
@@ -294,7 +329,7 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
             "git_commit": _git_commit(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        saved = save_pretrained(model, config, run_dir / "model")
+        saved = save_pretrained(kept, config, run_dir / "model")
         print(f"saved {saved} and {saved.with_suffix('.json')}")
     if world_size > 1:
         dist.barrier()
