@@ -35,6 +35,8 @@ def _describe(config: dict) -> list[str]:
          f"{' (bf16)' if training.get('bf16') else ''}, {training.get('seconds')} s; "
          f"data: {training.get('photos')} photos ({', '.join(Path(d).name for d in training.get('data', []))})"),
     ]
+    if training.get("weights"):
+        lines.append(f"- **Weights saved**: {training['weights']}")
     if training.get("note"):
         lines.append(f"- **Note**: {training['note']}")
     if config.get("loss_network"):

@@ -182,12 +182,16 @@ def test_push_uploads_the_folder_and_tags_the_commit(server, hub_repo, monkeypat
 
 
 def test_export_writes_fp16_with_config_and_card(tmp_path):
+    averaged = "exponential moving average over 15 steps, decay 0.999"
     trained = save_pretrained(TransformerNet(), {"architecture": "transformer", "params": {},
-                                                  "task": {"style_image": "starry_night.jpg"}}, tmp_path / "run/model")
+                                                  "task": {"style_image": "starry_night.jpg"},
+                                                  "training": {"iterations": 15, "weights": averaged}},
+                              tmp_path / "run/model")
     exported = publish.export_model(trained, "style/starry_night", tmp_path / "weights", {"note": "ok"})
     assert exported.stat().st_size < trained.stat().st_size * 0.6
     assert json.loads(exported.with_suffix(".json").read_text())["dtype"] == "float16"
-    assert "Vincent van Gogh" in exported.with_suffix(".md").read_text()
+    card = exported.with_suffix(".md").read_text()
+    assert "Vincent van Gogh" in card and f"**Weights saved**: {averaged}" in card
 
 
 def test_hub_list_offline_is_prompt():

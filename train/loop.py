@@ -2,8 +2,8 @@
 
 Progress bar, CSV loss log (a row appended as it is made, so another process can follow it) and
 loss-curve PNG, validation renders, checkpoints that resume exactly, a wall-clock budget, a stop
-file, a moving average of the weights, bf16/channels_last on CUDA, and DistributedDataParallel under torchrun (rank 0 alone logs
-and writes files).
+file, a moving average of the weights, bf16/channels_last on CUDA, and DistributedDataParallel
+under torchrun (rank 0 alone logs and writes files).
 """
 
 from __future__ import annotations
