@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from perceptual_models import hub
+from perceptual_models.errors import ConfigError
 from perceptual_models.image_io import load_image, resize_longer_side, save_image
 from perceptual_models.losses import StyleObjective
 from perceptual_models.networks import from_pretrained
@@ -64,7 +65,8 @@ def test_style_training_reduces_the_loss(tiny_photos, tmp_path):
     model, _ = from_pretrained(saved)
     assert model(torch.rand(1, 3, 21, 30)).shape == (1, 3, 21, 30)
     # The saved network is the weights' moving average, not the last step's weights.
-    assert config["training"]["weights"] == "exponential moving average over 15 steps, decay 0.999"
+    weights = config["training"]["weights"]
+    assert weights.startswith("exponential moving average over 15 steps, decay 0.999") and "0.625 at the end" in weights
     checkpoint = load_file(tmp_path / "style" / "checkpoint.safetensors")
     for name, value in model.state_dict().items():
         assert torch.equal(value, checkpoint[f"average.{name}"]), name
@@ -104,6 +106,11 @@ def test_resume_continues_the_same_run(tiny_photos, tmp_path, ema_decay):
     train(task, _settings(tiny_photos, tmp_path / "resumed", iterations=4, checkpoint_every=4, ema_decay=ema_decay))
     checkpoint = json.loads((tmp_path / "resumed" / "checkpoint.json").read_text())
     assert checkpoint["step"] == 4
+    if ema_decay:  # the checkpoint holds an average of its own, which resuming must restore
+        tensors = load_file(tmp_path / "resumed" / "checkpoint.safetensors")
+        assert checkpoint["averaged_steps"] == 4
+        assert any(not torch.equal(v, tensors[f"model.{k[len('average.'):]}"]) for k, v in tensors.items()
+                   if k.startswith("average."))
     resumed = train(task, _settings(tiny_photos, tmp_path / "resumed", iterations=8, checkpoint_every=4, resume=True,
                                     ema_decay=ema_decay))
     a, b = _log(tmp_path / "straight"), _log(tmp_path / "resumed")
@@ -113,6 +120,15 @@ def test_resume_continues_the_same_run(tiny_photos, tmp_path, ema_decay):
     for (name, x), (_, y) in zip(from_pretrained(straight)[0].state_dict().items(),
                                  from_pretrained(resumed)[0].state_dict().items()):
         assert torch.allclose(x, y, atol=1e-5), name
+
+
+def test_moving_average_decay_out_of_range_is_refused(tiny_photos, tmp_path):
+    task = SuperResolutionTask(scale=4, loss="pixel", patch_size=32)
+    with pytest.raises(ConfigError, match=r"must be in \[0, 1\), got 1.0"):
+        train(task, _settings(tiny_photos, tmp_path / "bad", ema_decay=1.0))
+    result = subprocess.run([sys.executable, "-m", "train", "style", "--style", "x.jpg", "--run-dir", str(tmp_path),
+                             "--ema-decay", "-0.1"], check=False, capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2 and "must be in [0, 1), got -0.1" in result.stderr
 
 
 def test_time_budget_saves_and_stops(tiny_photos, tmp_path, capsys):
@@ -131,12 +147,13 @@ def test_torchrun_two_processes_on_gloo(tiny_photos, tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "train", "sr", "--data", str(tiny_photos), "--run-dir", str(run_dir), "--iterations", "4",
                "--batch-size", "2", "--patch-size", "32", "--device", "cpu", "--threads", "1",
-               "--log-every", "1", "--val-every", "2", "--checkpoint-every", "2"]
+               "--log-every", "1", "--val-every", "2", "--checkpoint-every", "2", "--ema-decay", "0.9"]
     result = subprocess.run(command, check=False, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("saved ") == 1  # rank 0 alone writes the model
     config = json.loads((run_dir / "model.json").read_text())
     assert config["training"]["processes"] == 2 and config["training"]["iterations"] == 4
+    assert config["training"]["weights"].startswith("exponential moving average over 4 steps")
     assert [r["step"] for r in _log(run_dir)] == [1, 2, 3, 4]  # one log, not two interleaved
 
 

@@ -25,6 +25,13 @@ DEFAULT_DATA = os.environ.get(
 )
 
 
+def _decay(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
 def _common(parser: argparse.ArgumentParser, iterations: int, batch_size: int, lr: float, ema_decay: float) -> None:
     parser.add_argument("--data", nargs="+", default=[DEFAULT_DATA], help="folder(s) of training photos")
     parser.add_argument("--run-dir", type=Path, required=True, help="where checkpoints, logs and the model go")
@@ -33,8 +40,9 @@ def _common(parser: argparse.ArgumentParser, iterations: int, batch_size: int, l
     parser.add_argument("--lr", type=float, default=lr)
     parser.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
                         help="constant (the paper) or cosine decay to 0")
-    parser.add_argument("--ema-decay", type=float, default=ema_decay,
-                        help="save a moving average of the weights with this decay (0: the last weights)")
+    parser.add_argument("--ema-decay", type=_decay, default=ema_decay,
+                        help="save a moving average of the weights with this decay, warming up as (1 + n) / (10 + n) "
+                             "(0: the last weights)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "none"],

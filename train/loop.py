@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
+from perceptual_models.errors import ConfigError
 from perceptual_models.image_io import crop_to_multiple, load_image, resize_longer_side, save_image
 from perceptual_models.networks import build, save_pretrained
 from perceptual_models.runtime import configure
@@ -119,6 +120,8 @@ def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
     if average is not None:
         averaged = {k[len("average."):]: v for k, v in tensors.items() if k.startswith("average.")}
         average.load_state_dict(averaged or model.state_dict())
+        if not averaged:
+            meta["averaged_steps"] = 0  # the average starts here, with its warm-up
     optim_state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
@@ -168,12 +171,17 @@ def plot_losses(rows: list[dict[str, float]], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def average_decay(decay: float, updates: int) -> float:
+    """The decay of the average's update number `updates`: it warms up as (1 + n) / (10 + n), as in
+    TensorFlow's ExponentialMovingAverage, so the average of a run of n steps weighs roughly its last n / 9
+    steps until `decay` caps it (0.999: after about 9,000 steps)."""
+    return min(decay, (1 + updates) / (10 + updates))
+
+
 @torch.no_grad()
 def update_average(average: nn.Module, model: nn.Module, decay: float, updates: int) -> None:
-    """One step of the weights' exponential moving average (batch-norm statistics too). The decay warms up as
-    (1 + n) / (10 + n) over the first updates, as in TensorFlow's ExponentialMovingAverage, so that a short
-    run's average is not held back by its random initial weights."""
-    decay = min(decay, (1 + updates) / (10 + updates))
+    """One step of the weights' exponential moving average (batch-norm statistics too)."""
+    decay = average_decay(decay, updates)
     for kept, current in zip(average.state_dict().values(), model.state_dict().values(), strict=True):
         if kept.is_floating_point():
             kept.lerp_(current, 1 - decay)
@@ -213,6 +221,8 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
     if rank == 0:  # what this run trains with, readable while it runs (the model config repeats it)
         (run_dir / "run.json").write_text(json.dumps({**architecture, "task": task.settings()}, indent=2) + "\n")
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    if not 0 <= settings.ema_decay < 1:
+        raise ConfigError(f"The moving average's decay must be in [0, 1), got {settings.ema_decay}.")
     average = copy.deepcopy(model).requires_grad_(False) if settings.ema_decay else None
     averaged_steps = 0
 
@@ -220,7 +230,7 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
     if settings.resume and (run_dir / "checkpoint.safetensors").is_file():
         meta = load_checkpoint(run_dir, model, optimizer, average)
         start_step, seconds_before = meta["step"], meta["seconds"]
-        averaged_steps = meta.get("averaged_steps", 0)
+        averaged_steps = meta.get("averaged_steps", 0) if average is not None else 0
     kept = average if average is not None else model  # what validation renders and the run saves
     rows = _read_log(run_dir / "log.csv", start_step) if settings.resume else []
     if rank == 0:
@@ -244,7 +254,9 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
     )
 
     def write_checkpoint(step: int, seconds: float) -> None:
-        state = {"step": step, "seconds": seconds, "averaged_steps": averaged_steps, **architecture}
+        state = {"step": step, "seconds": seconds, **architecture}
+        if average is not None:
+            state["averaged_steps"] = averaged_steps
         save_checkpoint(run_dir, model, optimizer, state, average)
 
     started = time.monotonic()
@@ -319,8 +331,9 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
                 "iterations": step, "planned_iterations": settings.iterations, "finished": step >= settings.iterations,
                 "batch_size_per_process": settings.batch_size, "processes": world_size,
                 "optimizer": f"Adam lr {settings.lr} ({settings.lr_schedule})", "seed": settings.seed, "device": str(device),
-                "weights": (f"exponential moving average over {averaged_steps} steps, decay {settings.ema_decay}"
-                            if average is not None else "the last step's"),
+                "weights": (f"exponential moving average over {averaged_steps} steps, decay {settings.ema_decay} "
+                            f"(warming up as (1 + n) / (10 + n): {average_decay(settings.ema_decay, averaged_steps - 1):.4g} "
+                            "at the end)" if average is not None else "the last step's"),
                 "bf16": use_bf16, "data": [str(d) for d in settings.data], "photos": len(data.images),
                 "seconds": round(seconds, 1), **settings.extra,
             },
