@@ -202,6 +202,8 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
     A run stopped by `max_minutes` or the stop file saves its network too, with `finished: false`
     in the config.
     """
+    if not 0 <= settings.ema_decay < 1:
+        raise ConfigError(f"The moving average's decay must be in [0, 1), got {settings.ema_decay}.")
     rank, world_size, device = _setup_distributed(settings.device)
     # The process-wide set-up of a training run: threads, flushed denormals, cuDNN autotuning on CUDA;
     # glibc's allocator as it is (the fast path's setting is for serving).
@@ -221,8 +223,6 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
     if rank == 0:  # what this run trains with, readable while it runs (the model config repeats it)
         (run_dir / "run.json").write_text(json.dumps({**architecture, "task": task.settings()}, indent=2) + "\n")
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    if not 0 <= settings.ema_decay < 1:
-        raise ConfigError(f"The moving average's decay must be in [0, 1), got {settings.ema_decay}.")
     average = copy.deepcopy(model).requires_grad_(False) if settings.ema_decay else None
     averaged_steps = 0
 
