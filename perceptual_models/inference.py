@@ -21,8 +21,11 @@ from .image_io import resize
 from .networks import from_pretrained
 from .rewrites import rewrite_for_inference
 
-SR_METHODS = ("bicubic", "srcnn", "pixel", "feat")
 SR_LABELS = {"bicubic": "Bicubic", "srcnn": "SRCNN-style", "pixel": "Ours, l_pixel", "feat": "Ours, l_feat"}
+SR_METHODS = tuple(SR_LABELS)  # in the order the tables show them
+SR_NETWORKS = SR_METHODS[1:]  # the trained ones: bicubic needs no weights
+SR_SCALES = (4, 8)  # the paper's factors
+PRECISIONS = ("fast", "exact")  # see Runner
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -114,8 +117,8 @@ class Runner:
     """
 
     def __init__(self, model: nn.Module, config: dict, device: torch.device, precision: str = "fast") -> None:
-        if precision not in ("fast", "exact"):
-            raise ConfigError(f"precision must be 'fast' or 'exact', got {precision!r}.")
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
         self.config, self.device, self.precision = config, device, precision
         self.use_bf16 = precision == "fast" and (device.type == "cuda" or cpu_has_bf16())
         self.channels_last = precision == "fast"

@@ -43,6 +43,7 @@ class FilterResponseNorm(nn.Module):
 
 
 NORMS = ("instance", "batch", "frn", "none")
+UPSAMPLES = ("nearest-conv", "transposed")  # see Upsample
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -104,7 +105,7 @@ class Upsample(nn.Sequential):
         elif mode == "transposed":
             layers = [nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1)]
         else:
-            raise ConfigError(f"Unknown upsample mode {mode!r}; choose nearest-conv or transposed.")
+            raise ConfigError(f"Unknown upsample mode {mode!r}; choose {' or '.join(UPSAMPLES)}.")
         super().__init__(*layers, _norm(norm, out_channels), nn.ReLU(inplace=True))
 
 

@@ -12,6 +12,7 @@ from perceptual_models.errors import ConfigError
 from perceptual_models.image_io import load_image, resize_longer_side, save_image
 from perceptual_models.losses import StyleObjective
 from perceptual_models.networks import from_pretrained
+from train.__main__ import main as train_main
 from train.loop import LoopSettings, train, update_average
 from train.tasks import StyleTask, SuperResolutionTask
 
@@ -129,6 +130,17 @@ def test_moving_average_decay_out_of_range_is_refused(tiny_photos, tmp_path):
     result = subprocess.run([sys.executable, "-m", "train", "style", "--style", "x.jpg", "--run-dir", str(tmp_path),
                              "--ema-decay", "-0.1"], check=False, capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 2 and "must be in [0, 1), got -0.1" in result.stderr
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--scale", "8", "--patch-size", "100"], "--patch-size 100 must be a multiple of the scale 8."),
+    (["--data", "{tmp}/missing"], "Training data folder not found: {tmp}/missing"),
+    (["--data", "{tmp}"], "No photos found in {tmp}"),
+])
+def test_trainer_cli_turns_bad_settings_into_usage_errors(tmp_path, capsys, options, message):
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(["sr", "--run-dir", str(tmp_path / "run"), *(o.format(tmp=tmp_path) for o in options)])
+    assert exit_info.value.code == 2 and message.format(tmp=tmp_path) in capsys.readouterr().err
 
 
 def test_time_budget_saves_and_stops(tiny_photos, tmp_path, capsys):

@@ -14,9 +14,10 @@ import argparse
 import os
 from pathlib import Path
 
-from perceptual_models.errors import ConfigError
+from perceptual_models.errors import PerceptualError
+from perceptual_models.inference import SR_SCALES
 from perceptual_models.losses import StyleObjective
-from perceptual_models.networks import NORMS
+from perceptual_models.networks import NORMS, UPSAMPLES
 
 from .loop import LoopSettings, train
 from .tasks import StyleTask, SuperResolutionTask
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     style.add_argument("--norm", default=StyleTask.norm, choices=NORMS, help="normalisation in encoder and residual blocks")
     style.add_argument("--decoder-norm", default=StyleTask.decoder_norm, choices=NORMS,
                        help="normalisation in the two upsampling blocks")
-    style.add_argument("--upsample", default="nearest-conv", choices=["nearest-conv", "transposed"])
+    style.add_argument("--upsample", default=StyleTask.upsample, choices=UPSAMPLES)
     style.add_argument("--tanh-scale", type=float, default=StyleTask.tanh_scale,
                        help="output = 0.5 + s * tanh(x) (paper: 150/255, beyond [0, 1]; 0.5 stays inside)")
 
@@ -87,20 +88,35 @@ def main(argv: list[str] | None = None) -> None:
                             ("srcnn", "SRCNN-style baseline (per-pixel loss)")):
         sr = commands.add_parser(name, help=help_text)
         _common(sr, iterations=20000, batch_size=4, lr=1e-3, ema_decay=0.0)  # SR: not measured with averaging
-        sr.add_argument("--scale", type=int, default=4, choices=[4, 8])
-        sr.add_argument("--patch-size", type=int, default=288, help="high-resolution patch (paper: 288)")
-        sr.add_argument("--blur-sigma", type=float, default=1.0, help="Gaussian blur before downsampling (0: none)")
-        sr.add_argument("--tv-weight", type=float, default=0.0)
+        sr.add_argument("--scale", type=int, default=SuperResolutionTask.scale, choices=SR_SCALES)
+        sr.add_argument("--patch-size", type=int, default=SuperResolutionTask.patch_size, help="high-resolution patch (paper: 288)")
+        sr.add_argument("--blur-sigma", type=float, default=SuperResolutionTask.blur_sigma,
+                        help="Gaussian blur before downsampling (0: none)")
+        sr.add_argument("--tv-weight", type=float, default=SuperResolutionTask.tv_weight)
         if name == "sr":
-            sr.add_argument("--loss", default="pixel", choices=["pixel", "feat"])
-            sr.add_argument("--feature-weight", type=float, default=1.0)
-            sr.add_argument("--feature-layer", default="relu2_2")
-            sr.add_argument("--norm", default="none", choices=["none", "batch", "instance"],
+            sr.add_argument("--loss", default=SuperResolutionTask.loss, choices=["pixel", "feat"])
+            sr.add_argument("--feature-weight", type=float, default=SuperResolutionTask.feature_weight)
+            sr.add_argument("--feature-layer", default=SuperResolutionTask.feature_layer)
+            sr.add_argument("--norm", default=SuperResolutionTask.norm, choices=NORMS,
                             help="normalisation in the SR network (paper: batch)")
 
     args = parser.parse_args(argv)
+    try:  # a setting the task or the loop refuses is a usage error, not a traceback
+        train(make_task(args), LoopSettings(
+            data=args.data, run_dir=args.run_dir, iterations=args.iterations, batch_size=args.batch_size,
+            lr=args.lr, lr_schedule=args.lr_schedule, ema_decay=args.ema_decay, seed=args.seed, device=args.device,
+            amp=args.amp, compile=args.compile, threads=args.threads, log_every=args.log_every,
+            val_every=args.val_every, val_image=args.val_image, checkpoint_every=args.checkpoint_every,
+            max_minutes=args.max_minutes, stop_file=args.stop_file, resume=args.resume,
+            extra={"note": args.note} if args.note else {},
+        ))
+    except PerceptualError as exc:  # also an unreadable --style image or --val-image
+        parser.error(str(exc))
+
+
+def make_task(args: argparse.Namespace) -> StyleTask | SuperResolutionTask:
     if args.command == "style":
-        task = StyleTask(
+        return StyleTask(
             style_image=args.style, image_size=args.image_size, style_size=args.style_size,
             objective=StyleObjective(
                 content_weight=args.content_weight, tv_weight=args.tv_weight,
@@ -109,26 +125,12 @@ def main(argv: list[str] | None = None) -> None:
             norm=args.norm, decoder_norm=args.decoder_norm, upsample=args.upsample, tanh_scale=args.tanh_scale,
             vgg_weights=args.vgg_weights,
         )
-    else:
-        task = SuperResolutionTask(
-            scale=args.scale, loss=getattr(args, "loss", "pixel"),
-            arch="srcnn" if args.command == "srcnn" else "srnet", patch_size=args.patch_size,
-            blur_sigma=args.blur_sigma, tv_weight=args.tv_weight,
-            feature_weight=getattr(args, "feature_weight", 1.0),
-            feature_layer=getattr(args, "feature_layer", "relu2_2"), norm=getattr(args, "norm", "none"),
-            vgg_weights=args.vgg_weights,
-        )
-    settings = LoopSettings(
-        data=args.data, run_dir=args.run_dir, iterations=args.iterations, batch_size=args.batch_size,
-        lr=args.lr, lr_schedule=args.lr_schedule, ema_decay=args.ema_decay, seed=args.seed, device=args.device, amp=args.amp, compile=args.compile,
-        threads=args.threads,
-        log_every=args.log_every, val_every=args.val_every, val_image=args.val_image, checkpoint_every=args.checkpoint_every,
-        max_minutes=args.max_minutes, stop_file=args.stop_file, resume=args.resume, extra={"note": args.note} if args.note else {},
+    loss_options = {name: getattr(args, name) for name in ("loss", "feature_weight", "feature_layer", "norm")
+                    if hasattr(args, name)}  # `srcnn` has none of them: the task's defaults
+    return SuperResolutionTask(
+        scale=args.scale, arch="srcnn" if args.command == "srcnn" else "srnet", patch_size=args.patch_size,
+        blur_sigma=args.blur_sigma, tv_weight=args.tv_weight, vgg_weights=args.vgg_weights, **loss_options,
     )
-    try:
-        train(task, settings)
-    except ConfigError as exc:  # a setting the loop refuses: a usage error, not a traceback
-        parser.error(str(exc))
 
 
 if __name__ == "__main__":

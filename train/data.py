@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DistributedSampler
 
-from perceptual_models.image_io import ImageError, load_image, resize
+from perceptual_models.errors import ConfigError, ImageError
+from perceptual_models.image_io import load_image, resize
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
@@ -24,10 +25,10 @@ def find_photos(folders: Sequence[str | Path]) -> list[Path]:
     for folder in folders:
         folder = Path(folder)
         if not folder.is_dir():
-            raise FileNotFoundError(f"Training data folder not found: {folder}")
+            raise ConfigError(f"Training data folder not found: {folder}")
         photos += [p for p in folder.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES]
     if not photos:
-        raise FileNotFoundError(f"No photos found in {', '.join(map(str, folders))}")
+        raise ConfigError(f"No photos found in {', '.join(map(str, folders))}")
     return sorted(photos)
 
 
@@ -59,7 +60,7 @@ class PhotoBatches:
             if min(image.shape[-2:]) >= crop or rescale:
                 self.images.append((image[0] * 255).round().to(torch.uint8))
         if len(self.images) < batch_size * world_size:
-            raise ValueError(f"Need at least {batch_size * world_size} usable photos, found {len(self.images)}.")
+            raise ConfigError(f"Need at least {batch_size * world_size} usable photos, found {len(self.images)}.")
         self.sampler = DistributedSampler(
             range(len(self.images)), num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
         )

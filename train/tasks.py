@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from perceptual_models.errors import ConfigError
 from perceptual_models.image_io import degrade, load_image, resize_longer_side
 from perceptual_models.losses import PerceptualLoss, StyleObjective
 from perceptual_models.networks import PAPER_TANH_SCALE
@@ -89,9 +90,9 @@ class SuperResolutionTask:
 
     def __post_init__(self) -> None:
         if self.loss not in ("pixel", "feat"):
-            raise ValueError(f"SR loss must be 'pixel' or 'feat', got {self.loss!r}.")
+            raise ConfigError(f"SR loss must be 'pixel' or 'feat', got {self.loss!r}.")
         if self.patch_size % self.scale:
-            raise ValueError(f"--patch-size {self.patch_size} must be a multiple of the scale {self.scale}.")
+            raise ConfigError(f"--patch-size {self.patch_size} must be a multiple of the scale {self.scale}.")
 
     @property
     def crop(self) -> int:
