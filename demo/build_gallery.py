@@ -25,6 +25,7 @@ from perceptual_models.image_io import crop_to_multiple, degrade, load_image, re
 from perceptual_models.inference import (
     SR_LABELS,
     SR_METHODS,
+    SR_SCALES,
     Runner,
     sr_model_name,
     style_model_name,
@@ -227,7 +228,7 @@ def tables_section() -> dict:
     return {"title": TABLES_TITLE, "markdown": "\n\n".join(filter(None, [
         table1_markdown(GALLERY / "bench_cpu.json"), table1_markdown(GALLERY / "bench_gpu.json"),
         live_markdown(GALLERY / "live_cpu.json"), live_markdown(GALLERY / "live_gpu.json"),
-        table2_markdown([GALLERY / f"sr_{d}_x{s}.json" for s in (4, 8) for d in ("Set5", "Set14")]),
+        table2_markdown([GALLERY / f"sr_{d}_x{s}.json" for s in SR_SCALES for d in ("Set5", "Set14")]),
     ]))}
 
 

@@ -32,6 +32,8 @@ from perceptual_models.image_io import (
 from perceptual_models.inference import (
     SR_LABELS,
     SR_METHODS,
+    SR_NETWORKS,
+    SR_SCALES,
     Runner,
     device_name,
     pick_device,
@@ -117,7 +119,7 @@ class Services:
 
     def load_models(self) -> None:
         names = [style_model_name(style) for style in style_names(hub.available_models())]
-        names += [sr_model_name(m, s) for s in (4, 8) for m in ("srcnn", "pixel", "feat")]
+        names += [sr_model_name(m, s) for s in SR_SCALES for m in SR_NETWORKS]
         for name in names:
             self.load_model(name)
 

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from perceptual_models.image_io import to_pil
-from perceptual_models.inference import SR_LABELS
+from perceptual_models.inference import SR_LABELS, SR_SCALES
 
 from .components import UploadedImage
 from .gpu import on_gpu
@@ -60,7 +60,7 @@ def build_sr_tab(services: Services) -> None:
     with gr.Tab("Super-resolution", id="sr"):
         # Made here, shown in the right column: the examples under the image set them.
         kind = gr.Radio(SR_KINDS, value="hr", label="The image is", render=False)
-        scale = gr.Radio(["x4", "x8"], value="x4", label="Scale", render=False)
+        scale = gr.Radio([f"x{s}" for s in SR_SCALES], value="x4", label="Scale", render=False)
         with gr.Row():
             with gr.Column():
                 sr_input = UploadedImage(label="Image", type="filepath", height=300, elem_id="sr-input")

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from . import __version__
 from .errors import ConfigError, PerceptualError
 from .gatys import GATYS_OBJECTIVE, GatysSettings
+from .inference import PRECISIONS, SR_METHODS, SR_SCALES
 
 
 def _versions() -> dict[str, str]:
@@ -276,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("input")
     stylize.add_argument("-o", "--output", required=True)
     stylize.add_argument("--size", type=int, default=None, help="longer side (default: keep)")
-    stylize.add_argument("--precision", default="fast", choices=["fast", "exact"])
+    stylize.add_argument("--precision", default="fast", choices=PRECISIONS)
 
     video = command("stylize-video", cmd_stylize_video,
                     "stylise every frame of a video (H.264 mp4 out, the source's audio and frame rate kept)")
@@ -286,21 +287,21 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--size", type=int, default=512, help="longer side of the output frames")
     video.add_argument("--batch-size", type=int, default=4, help="frames per network call")
     video.add_argument("--max-seconds", type=float, default=None, help="cut longer inputs here")
-    video.add_argument("--precision", default="fast", choices=["fast", "exact"])
+    video.add_argument("--precision", default="fast", choices=PRECISIONS)
     video.add_argument("--compile", action="store_true", help="torch.compile first (pays off on long clips)")
 
     upscale = command("upscale", cmd_upscale, "super-resolve a low-resolution image")
-    upscale.add_argument("--method", default="feat", choices=["bicubic", "srcnn", "pixel", "feat"])
-    upscale.add_argument("--scale", type=int, default=4, choices=[4, 8])
+    upscale.add_argument("--method", default="feat", choices=SR_METHODS)
+    upscale.add_argument("--scale", type=int, default=SR_SCALES[0], choices=SR_SCALES)
     upscale.add_argument("--model", default=None, help="weights path (default: the bundled/Hub model)")
     upscale.add_argument("input")
     upscale.add_argument("-o", "--output", required=True)
-    upscale.add_argument("--precision", default="fast", choices=["fast", "exact"])
+    upscale.add_argument("--precision", default="fast", choices=PRECISIONS)
 
     evaluate = command("evaluate-sr", cmd_evaluate_sr, "PSNR/SSIM table on an SR benchmark folder")
     evaluate.add_argument("--data", required=True, help="folder of ground-truth images (e.g. Set5)")
-    evaluate.add_argument("--scale", type=int, default=4, choices=[4, 8])
-    evaluate.add_argument("--methods", default="bicubic,srcnn,pixel,feat")
+    evaluate.add_argument("--scale", type=int, default=SR_SCALES[0], choices=SR_SCALES)
+    evaluate.add_argument("--methods", default=",".join(SR_METHODS))
     evaluate.add_argument("--blur-sigma", type=float, default=0.0, help="Gaussian blur before downsampling")
     evaluate.add_argument("--json", default=None)
 
