@@ -220,6 +220,8 @@ def cmd_hub(args: argparse.Namespace) -> None:
         for resolved in hub.download_all(settings):
             print(f"{resolved.name:<28}{resolved.weights}")
     elif args.hub_command == "export":
+        if malformed := [item for item in args.evaluation if "=" not in item]:
+            raise ConfigError(f"--evaluation takes KEY=VALUE, got {', '.join(map(repr, malformed))}.")
         evaluation = dict(item.split("=", 1) for item in args.evaluation)
         path = publish.export_model(Path(args.model), args.name, Path(args.to), evaluation)
         publish.prepare_repo(Path(args.to))

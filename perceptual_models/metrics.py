@@ -16,6 +16,7 @@ import math
 
 import torch
 
+from .errors import ImageError
 from .image_io import rgb_to_y
 
 WINDOW, SIGMA = 11, 1.5
@@ -32,7 +33,7 @@ def _luma_255(image: torch.Tensor, border: int) -> torch.Tensor:
 
 def _check(output: torch.Size, reference: torch.Size) -> None:
     if output != reference:
-        raise ValueError(f"Images differ in size: {tuple(output)} vs {tuple(reference)}.")
+        raise ImageError(f"Images differ in size: {tuple(output)} vs {tuple(reference)}.")
 
 
 def _gaussian_taps(size: int = WINDOW, sigma: float = SIGMA) -> list[float]:
@@ -48,7 +49,7 @@ def _gaussian_filter(image: torch.Tensor) -> torch.Tensor:
     """The 11x11 Gaussian window over the valid region: (..., H, W) -> (..., H-10, W-10)."""
     height, width = image.shape[-2:]
     if min(height, width) < WINDOW:
-        raise ValueError(f"SSIM needs at least {WINDOW}x{WINDOW} pixels (after the border), got {width}x{height}.")
+        raise ImageError(f"SSIM needs at least {WINDOW}x{WINDOW} pixels (after the border), got {width}x{height}.")
     out_h, out_w = height - WINDOW + 1, width - WINDOW + 1
     rows = image[..., :out_w] * TAPS[0]
     for shift, tap in enumerate(TAPS[1:], 1):

@@ -169,6 +169,11 @@ def _from_torchvision(arch: str) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state_dict.items() if k.startswith("features.")}
 
 
+def loss_network_name(arch: str) -> str:
+    """The loss network's name in the weights repository: the paper's Caffe VGG, through relu4_3."""
+    return f"loss_network/{arch}_caffe"
+
+
 def resolve_weights(
     arch: str = "vgg16", path: str | os.PathLike | None = None, download: bool = True
 ) -> tuple[dict[str, torch.Tensor], str, str]:
@@ -188,7 +193,7 @@ def resolve_weights(
 
     tried = []
     try:
-        resolved = hub.resolve(f"loss_network/{arch}_caffe")
+        resolved = hub.resolve(loss_network_name(arch))
         state_dict, weight_format, _ = read_vgg_file(resolved.weights)
         return state_dict, weight_format, resolved.origin
     except hub.WeightsUnavailable as exc:

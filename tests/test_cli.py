@@ -94,13 +94,20 @@ def test_upscale_refuses_a_model_of_another_scale(models, odd_image, tmp_path):
         (["stylize", "--model", "MODEL", "NOT_AN_IMAGE", "-o", "OUT"], "not an image"),
         (["upscale", "--method", "bicubic", "MISSING", "-o", "OUT"], "No such image file"),
         (["evaluate-sr", "--data", "MISSING", "--methods", "bicubic"], "Benchmark folder not found"),
+        (["evaluate-sr", "--data", "TINY_DIR", "--methods", "bicubic"], "SSIM needs at least 11x11 pixels"),
+        (["hub", "export", "MODEL", "--name", "style/x", "--to", "OUT_DIR", "--evaluation", "28 dB"],
+         "--evaluation takes KEY=VALUE, got '28 dB'"),
+        (["hub", "export-vgg", "VGG", "--to", "OUT_DIR", "--through", "relu9_9"], "Unknown layer 'relu9_9' for vgg16"),
     ],
 )
 def test_bad_input_is_one_clear_line(models, odd_image, tmp_path, args, message):
     text_file = tmp_path / "fake.png"
     text_file.write_text("hello")
+    (tmp_path / "tiny").mkdir()
+    Image.new("RGB", (16, 16), "gray").save(tmp_path / "tiny" / "small.png")  # 8x8 left after the 4-pixel border
     replace = {"IMAGE": str(odd_image), "OUT": str(tmp_path / "o.png"), "MODEL": str(models["style"]),
-               "NOT_AN_IMAGE": str(text_file), "MISSING": str(tmp_path / "missing")}
+               "NOT_AN_IMAGE": str(text_file), "MISSING": str(tmp_path / "missing"), "TINY_DIR": str(tmp_path / "tiny"),
+               "OUT_DIR": str(tmp_path / "hub"), "VGG": str(REPO / "perceptual_models/weights/loss_network/vgg16_caffe.safetensors")}
     result = _cli(*[replace.get(a, a) for a in args])
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
