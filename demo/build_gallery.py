@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 from perceptual_models import hub
 from perceptual_models.bench import PAPER_TABLE1
 from perceptual_models.evaluate import format_table
-from perceptual_models.gatys import GatysSettings, reconstruct, transfer
+from perceptual_models.gatys import GATYS_OBJECTIVE, GatysSettings, reconstruct, transfer
 from perceptual_models.image_io import crop_to_multiple, degrade, load_image, resize_longer_side, to_pil
 from perceptual_models.inference import (
     SR_LABELS,
@@ -74,13 +74,13 @@ def style_section(size: int) -> dict:
 
 def gatys_section(size: int, iterations: int) -> dict:
     """The paper's Figure 6 idea: ours next to Gatys et al. on the same photo, same size."""
-    network = load_loss_network(("relu2_2", *PAPER_STYLE_LAYERS), device=CPU)
+    network = load_loss_network(GATYS_OBJECTIVE.layers, device=CPU)
     photo = EXAMPLES[0]
     content = resize_longer_side(load_image(photo), size)
     images = []
     for style in style_names(hub.model_names()):
         name = style_model_name(style)
-        style_file = hub.resolve_asset(f"styles/{style}.jpg")
+        style_file = hub.resolve_style_image(style)
         if style_file is None:
             continue
         ours = Runner.load(name, CPU, precision="exact")(content)
@@ -209,7 +209,7 @@ def table2_markdown(paths: list[Path]) -> str:
 def teaser() -> None:
     """The README picture: a photo, the style, ours; and an SR crop strip."""
     photo = resize_longer_side(load_image(EXAMPLES[0]), 256)
-    style = hub.resolve_asset("styles/starry_night.jpg")
+    style = hub.resolve_style_image("starry_night")
     ours = Runner.load("style/starry_night", CPU, "exact")(photo)
     top = _strip([to_pil(photo), to_pil(load_image(style[0])), to_pil(ours)],
                  ["photo", "style", "feed-forward network, one pass"], height=256)

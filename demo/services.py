@@ -18,7 +18,7 @@ import torch
 
 from perceptual_models import hub
 from perceptual_models.errors import PerceptualError
-from perceptual_models.gatys import GatysSettings, Progress, reconstruct, run
+from perceptual_models.gatys import GATYS_OBJECTIVE, GatysSettings, Progress, reconstruct, run
 from perceptual_models.image_io import (
     ImageSource,
     cap_pixels,
@@ -42,7 +42,6 @@ from perceptual_models.inference import (
     style_names,
     upscale,
 )
-from perceptual_models.losses import PAPER_STYLE_LAYERS
 from perceptual_models.metrics import Reference
 from perceptual_models.runtime import RuntimeChoices
 from perceptual_models.vgg import WEIGHTS_ENV, LossNetwork, load_loss_network
@@ -170,7 +169,7 @@ class Services:
         return sorted(names, key=lambda name: (name != "starry_night", name))
 
     def style_image(self, style: str) -> Path | None:
-        found = hub.resolve_asset(f"styles/{style}.jpg")
+        found = hub.resolve_style_image(style)
         return found[0] if found else None
 
     def loss_network(self) -> LossNetwork:
@@ -178,7 +177,7 @@ class Services:
         with self._lock:
             if self._loss_network is None and not self._loss_network_error:
                 try:
-                    self._loss_network = load_loss_network(("relu2_2", *PAPER_STYLE_LAYERS), device=self.device)
+                    self._loss_network = load_loss_network(GATYS_OBJECTIVE.layers, device=self.device)
                     log.info("loss network: VGG-16, %s weights, %s", self._loss_network.weight_format,
                              self._loss_network.source)
                 except PerceptualError as exc:  # no weights, a pickle, weights that stop too early

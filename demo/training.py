@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from perceptual_models.hub import style_image_file
 from perceptual_models.image_io import load_image, resize_longer_side, to_pil
 from perceptual_models.inference import style_model_name
 from perceptual_models.losses import StyleObjective
@@ -269,9 +270,9 @@ class TrainingJobs:
         """The run's network into the user-models folder, as the bundled ones are; returns its model name."""
         run_dir, name = self.jobs_dir / job_name, style_model_name(job_name)
         export_model(run_dir / "model.safetensors", name, self.models_dir)
-        (self.models_dir / "styles").mkdir(exist_ok=True)
-        to_pil(resize_longer_side(load_image(run_dir / f"{job_name}.jpg"), 384)).save(
-            self.models_dir / "styles" / f"{job_name}.jpg", quality=90)
+        painting = self.models_dir / style_image_file(job_name)
+        painting.parent.mkdir(exist_ok=True)
+        to_pil(resize_longer_side(load_image(run_dir / f"{job_name}.jpg"), 384)).save(painting, quality=90)
         return name
 
     def _finish(self, job: Job, state: str, message: str) -> None:

@@ -138,12 +138,12 @@ def as_file(image: torch.Tensor | Image.Image) -> str:
     return str(path)
 
 
-def prune_outputs(max_age_seconds: float = 3600.0) -> None:
+def prune_outputs() -> None:
     """Drop outputs older than an hour (Gradio has copied them into its own cache by then)."""
     now = time.time()
     for folder in OUTPUTS.glob("*") if OUTPUTS.is_dir() else []:
         try:
-            if now - folder.stat().st_mtime > max_age_seconds:
+            if now - folder.stat().st_mtime > 3600:
                 shutil.rmtree(folder, ignore_errors=True)
         except OSError:
             pass

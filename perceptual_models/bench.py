@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .gatys import GatysSettings, run
+from .gatys import GATYS_OBJECTIVE, GatysSettings, run
 from .inference import Runner, device_name, synchronize
 from .metrics import psnr
 from .runtime import configure
@@ -143,10 +143,9 @@ def _peak_rss_mib_of(task: str, size: int, model_name: str, device_name_: str) -
         configure(device)  # as the app and the CLI run the network
         Runner.load(model_name, device)(torch.rand(1, 3, size, size))
     else:
-        from .losses import PAPER_STYLE_LAYERS
         from .vgg import load_loss_network
 
-        network = load_loss_network(("relu2_2", *PAPER_STYLE_LAYERS), device=device)
+        network = load_loss_network(GATYS_OBJECTIVE.layers, device=device)
         settings = GatysSettings(iterations=5, max_pixels=size * size)
         for _ in run(torch.rand(1, 3, size, size), torch.rand(1, 3, 256, 256), network, settings):
             pass
@@ -160,13 +159,12 @@ def peak_rss_mib(task: str, size: int, model_name: str, device: torch.device) ->
 
 def run_bench(sizes: list[int], iterations: list[int], device: torch.device, model_name: str, repeats: int,
               gatys_per_iter: int | None, compile_fast: bool, onnx: bool, memory: bool) -> dict:
-    from .losses import PAPER_STYLE_LAYERS
     from .vgg import load_loss_network
 
     # What the app and the CLI set up, stated first so every timing here shares it (except the
     # "plain process" one, a fresh process with glibc's defaults).
     runtime = configure(device)
-    network = load_loss_network(("relu2_2", *PAPER_STYLE_LAYERS), device=device)
+    network = load_loss_network(GATYS_OBJECTIVE.layers, device=device)
     compiled = None
     if compile_fast:
         compiled = Runner.load(model_name, device, precision="fast")
@@ -189,8 +187,9 @@ def run_bench(sizes: list[int], iterations: list[int], device: torch.device, mod
         })
     result = {
         "device": device_name(device), "versions": versions(), "model": model_name,
-        "settings": {"repeats": repeats, "gatys_per_iter": gatys_per_iter, "gatys_layers": "content relu2_2; "
-                     "style relu1_2, relu2_2, relu3_3, relu4_3 (VGG-16, the paper's)",
+        "settings": {"repeats": repeats, "gatys_per_iter": gatys_per_iter,
+                     "gatys_layers": f"content {', '.join(GATYS_OBJECTIVE.content_layers)}; "
+                                     f"style {', '.join(GATYS_OBJECTIVE.style_layers)} (VGG-16, the paper's)",
                      "threads": torch.get_num_threads()},
         "runtime": runtime.as_dict(),
         "rows": rows,

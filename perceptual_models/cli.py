@@ -63,11 +63,11 @@ def _image_and_size(path: str, size: int | None) -> torch.Tensor:
 
 def _style_path(style: str) -> str:
     """A path, or the name of a bundled/Hub style image such as `starry_night`."""
-    from .hub import resolve_asset
+    from .hub import resolve_style_image
 
     if Path(style).is_file():
         return style
-    found = resolve_asset(f"styles/{style}.jpg")
+    found = resolve_style_image(style)
     return str(found[0]) if found else style
 
 

@@ -21,14 +21,12 @@ def export_onnx(model: nn.Module, path: str | Path, sample: tuple[int, int] = (6
     return path
 
 
-def onnx_session(path: str | Path, threads: int = 0):
+def onnx_session(path: str | Path):
     """An ONNX Runtime CPU session with all graph optimisations."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        options.intra_op_num_threads = threads
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

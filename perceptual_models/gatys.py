@@ -178,7 +178,6 @@ def transfer(
 
 def reconstruct(
     image: torch.Tensor, layer: str, mode: str, network: LossNetwork, size: int, iterations: int,
-    report_every: int = 0,
 ) -> Iterator[Progress]:
     """The paper's Figure 3: from noise, an image whose `layer` features (`mode` "feature") or Gram
     matrices up to `layer` (`mode` "style") match those of `image` at `size` px (longer side)."""
@@ -192,6 +191,6 @@ def reconstruct(
     else:
         raise ConfigError(f"mode must be 'feature' or 'style', got {mode!r}.")
     settings = GatysSettings(iterations=iterations, objective=objective, init="noise",
-                             report_every=report_every or max(1, iterations // 40))
+                             report_every=max(1, iterations // 40))
     target = resize_longer_side(image, size)
     yield from run(target, target, network, settings)

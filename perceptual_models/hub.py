@@ -96,7 +96,7 @@ class Resolved:
     name: str
     weights: Path
     config: Path | None
-    origin: str  # "local dir <path>", "hub <repo>@<revision>", "hub cache <repo>@<revision>", "bundled"
+    origin: str  # "local dir <path>", TRAINED_HERE, "hub <repo>@<revision>", "hub cache <repo>@<revision>", "bundled"
 
 
 def sha256(path: Path) -> str:
@@ -205,7 +205,7 @@ def _from_hub(name: str, settings: HubSettings) -> Resolved | None:
 
 
 def resolve(name: str, settings: HubSettings | None = None) -> Resolved:
-    """Find `name` in the local folder, on the Hub, then in the bundled copy."""
+    """Find `name` in the resolution order of the module docstring (local folder, trained here, Hub, bundled)."""
     settings = settings or HubSettings.from_env()
     tried = []
     local = settings.local_dir
@@ -230,9 +230,15 @@ def resolve(name: str, settings: HubSettings | None = None) -> Resolved:
     raise WeightsUnavailable(f"No weights named {name!r} (looked in {', '.join(tried)}).")
 
 
-def resolve_asset(relative: str, settings: HubSettings | None = None) -> tuple[Path, str] | None:
-    """A non-weight file of the layout (e.g. `styles/starry_night.jpg`), in the same order; None if absent."""
+def style_image_file(style: str) -> str:
+    """Where the painting of style network `style/<style>` lies in a Hub-layout folder."""
+    return f"styles/{style}.jpg"
+
+
+def resolve_style_image(style: str, settings: HubSettings | None = None) -> tuple[Path, str] | None:
+    """The painting a style network was trained on, looked up in the weights' order; None if absent."""
     settings = settings or HubSettings.from_env()
+    relative = style_image_file(style)
     local = settings.local_dir
     if local and (local / relative).is_file():
         return local / relative, f"local dir {local}"

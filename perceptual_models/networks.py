@@ -202,15 +202,15 @@ class SRCNN(nn.Module):
     It predicts the luma residual over bicubic (as VDSR later did) so it trains in a CPU budget.
     """
 
-    def __init__(self, scale: int = 4, filters: tuple[int, int] = (64, 32)) -> None:
+    def __init__(self, scale: int = 4) -> None:
         super().__init__()
         self.scale = scale
         self.body = nn.Sequential(
-            ConvLayer(1, filters[0], 9),
+            ConvLayer(1, 64, 9),
             nn.ReLU(inplace=True),
-            nn.Conv2d(filters[0], filters[1], 1),
+            nn.Conv2d(64, 32, 1),
             nn.ReLU(inplace=True),
-            ConvLayer(filters[1], 1, 5),
+            ConvLayer(32, 1, 5),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

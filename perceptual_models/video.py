@@ -81,15 +81,15 @@ class FrameTiming:
         return self.decode + self.network + self.encode
 
 
-def stylize_jpeg(runner: Callable[[torch.Tensor], torch.Tensor], data: bytes, longer_side: int,
-                 quality: int = 85) -> tuple[bytes, tuple[int, int], FrameTiming]:
+def stylize_jpeg(runner: Callable[[torch.Tensor], torch.Tensor], data: bytes,
+                 longer_side: int) -> tuple[bytes, tuple[int, int], FrameTiming]:
     """One live frame: JPEG in, stylised JPEG out, with (width, height) and where the time went."""
     start = time.perf_counter()
     frame = decode_jpeg(data, longer_side)
     decoded = time.perf_counter()
     output = to_frames(runner(to_batch(frame)))[0]
     stylized = time.perf_counter()
-    jpeg = encode_jpeg(output, quality)
+    jpeg = encode_jpeg(output)
     done = time.perf_counter()
     return jpeg, (output.shape[1], output.shape[0]), FrameTiming(decoded - start, stylized - decoded, done - stylized)
 

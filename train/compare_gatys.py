@@ -33,7 +33,7 @@ def compare(model: str, images: list[Path], size: int, iterations: list[int], in
     runner = Runner.load(model, torch.device("cpu"), precision="exact")
     task = runner.config["task"]
     if style_path is None:
-        found = hub.resolve_asset(f"styles/{Path(task['style_image']).stem}.jpg")
+        found = hub.resolve_style_image(Path(task['style_image']).stem)
         if found is None:
             raise FileNotFoundError(f"No style image for {model}; pass --style")
         style_path = found[0]
