@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("perceptual_losses").setLevel(logging.INFO)  # ours only: httpx logs every request at INFO
 
-    services = Services(args.device or env("PERCEPTUAL_DEVICE", "auto"))
+    settings = HubSettings.from_env()  # where every model, painting and the loss network is looked up
+    services = Services(args.device or env("PERCEPTUAL_DEVICE", "auto"), settings)
     # The process-wide set-up, once: the allocator and cuDNN for the fast path.
     services.runtime = configure(services.device)
     services.load_models()
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
                 threading.Thread(target=services.compile_models, args=([name],), daemon=True).start()
 
         budgets = GPU_BUDGETS if services.device.type == "cuda" else CPU_BUDGETS
-        jobs = TrainingJobs(HubSettings.from_env().user_dir, train_data, budgets, services.device.type, on_model)
+        jobs = TrainingJobs(settings.user_dir, train_data, budgets, services.device.type, on_model)
 
         def shut_down(*_) -> None:  # a running job saves its network first (exported at the next start)
             jobs.close()

@@ -101,10 +101,11 @@ def bench_stream(sizes: list[int], seconds: float, settle: float, screenshots: P
 def bench_video(size: int, batch_sizes: list[int]) -> list[dict]:
     """A 10 s 640x360 30 fps clip with sound, stylised at `size` as the app does (compiled runner)."""
     from demo.live_tab import MAX_VIDEO_SECONDS
+    from perceptual_models.hub import HubSettings
     from perceptual_models.inference import Runner, pick_device
     from perceptual_models.video import stylize_video
 
-    runner = Runner.load("style/starry_night", pick_device("auto"))
+    runner = Runner.load("style/starry_night", pick_device("auto"), settings=HubSettings.from_env())
     runner.compile()
     results = []
     with tempfile.TemporaryDirectory() as tmp:

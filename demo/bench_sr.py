@@ -19,13 +19,14 @@ from PIL import Image
 
 from demo.app_process import running_app
 from demo.services import Services, SRComparison, SRStep
+from perceptual_models.hub import HubSettings
 from perceptual_models.runtime import configure
 
 HERE = Path(__file__).parent
 
 
 def bench_services(photo: Path, repeats: int) -> None:
-    services = Services("cpu")
+    services = Services("cpu", HubSettings.from_env())  # as app.py looks models up
     services.runtime = configure(services.device)  # as app.py sets the process up
     services.load_models()
     image, _ = services.read_image(photo)

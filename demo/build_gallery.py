@@ -59,31 +59,31 @@ def _strip(images: list[Image.Image], labels: list[str], height: int = 200) -> I
     return strip
 
 
-def style_section(size: int) -> dict:
+def style_section(size: int, settings: hub.HubSettings) -> dict:
     styles = style_names(hub.model_names())
     images = []
     for photo in EXAMPLES:
         content = resize_longer_side(load_image(photo), size)
         for style in styles:
-            output = Runner.load(style_model_name(style), CPU, precision="exact")(content)
+            output = Runner.load(style_model_name(style), CPU, "exact", settings)(content)
             images.append({"file": _save(to_pil(output), f"style_{photo.stem}_{style}.jpg"),
                            "caption": f"{photo.stem} x {style}"})
     return {"title": "Feed-forward style transfer", "columns": len(styles), "images": images,
             "text": f"Every example photo in every trained style, {size} px, one pass of the network each."}
 
 
-def gatys_section(size: int, iterations: int) -> dict:
+def gatys_section(size: int, iterations: int, settings: hub.HubSettings) -> dict:
     """The paper's Figure 6 idea: ours next to Gatys et al. on the same photo, same size."""
-    network = load_loss_network(GATYS_OBJECTIVE.layers, device=CPU)
+    network = load_loss_network(GATYS_OBJECTIVE.layers, device=CPU, settings=settings)
     photo = EXAMPLES[0]
     content = resize_longer_side(load_image(photo), size)
     images = []
     for style in style_names(hub.model_names()):
         name = style_model_name(style)
-        style_file = hub.resolve_style_image(style)
+        style_file = hub.resolve_style_image(style, settings)
         if style_file is None:
             continue
-        ours = Runner.load(name, CPU, precision="exact")(content)
+        ours = Runner.load(name, CPU, "exact", settings)(content)
         optimized = transfer(content, resize_longer_side(load_image(style_file[0]), max(size, 256)), network,
                              GatysSettings(iterations=iterations)).image
         strip = _strip([to_pil(content), to_pil(load_image(style_file[0])), to_pil(optimized), to_pil(ours)],
@@ -93,9 +93,9 @@ def gatys_section(size: int, iterations: int) -> dict:
             "text": f"Same photo, same {size} px, same loss network and layers."}
 
 
-def reconstruction_section(iterations: int) -> dict:
+def reconstruction_section(iterations: int, settings: hub.HubSettings) -> dict:
     """The paper's Figure 3: images optimised from noise to match one layer's features or Grams."""
-    network = load_loss_network(PAPER_STYLE_LAYERS)
+    network = load_loss_network(PAPER_STYLE_LAYERS, settings=settings)
     photo = load_image(EXAMPLES[1])
     images = []
     for mode, title in (("feature", "feature reconstruction"), ("style", "style (Gram) reconstruction")):
@@ -110,7 +110,7 @@ def reconstruction_section(iterations: int) -> dict:
                     "at one layer (top) or its Gram matrices up to that layer (bottom)."}
 
 
-def sr_section(scale: int) -> dict:
+def sr_section(scale: int, settings: hub.HubSettings) -> dict:
     images = []
     for photo in EXAMPLES:
         original = crop_to_multiple(load_image(photo), scale)
@@ -121,7 +121,7 @@ def sr_section(scale: int) -> dict:
         crops, labels = [], []
         nearest = torch.nn.functional.interpolate(low_res, scale_factor=scale, mode="nearest")
         for label, image in [("input", nearest)] + [
-            (SR_LABELS[m], _upscale(low_res, m, scale)) for m in SR_METHODS
+            (SR_LABELS[m], _upscale(low_res, m, scale, settings)) for m in SR_METHODS
         ] + [("original", original)]:
             if image is None:
                 continue
@@ -134,11 +134,11 @@ def sr_section(scale: int) -> dict:
                     "method, and the original."}
 
 
-def _upscale(low_res: torch.Tensor, method: str, scale: int) -> torch.Tensor | None:
+def _upscale(low_res: torch.Tensor, method: str, scale: int, settings: hub.HubSettings) -> torch.Tensor | None:
     if method == "bicubic":
         return upscale(low_res, method, scale)[0]
     try:
-        return upscale(low_res, method, scale, Runner.load(sr_model_name(method, scale), CPU, "exact"))[0]
+        return upscale(low_res, method, scale, Runner.load(sr_model_name(method, scale), CPU, "exact", settings))[0]
     except hub.WeightsUnavailable:
         return None
 
@@ -206,11 +206,11 @@ def table2_markdown(paths: list[Path]) -> str:
                        for path in paths if path.is_file())
 
 
-def teaser() -> None:
+def teaser(settings: hub.HubSettings) -> None:
     """The README picture: a photo, the style, ours; and an SR crop strip."""
     photo = resize_longer_side(load_image(EXAMPLES[0]), 256)
-    style = hub.resolve_style_image("starry_night")
-    ours = Runner.load("style/starry_night", CPU, "exact")(photo)
+    style = hub.resolve_style_image("starry_night", settings)
+    ours = Runner.load("style/starry_night", CPU, "exact", settings)(photo)
     top = _strip([to_pil(photo), to_pil(load_image(style[0])), to_pil(ours)],
                  ["photo", "style", "feed-forward network, one pass"], height=256)
     sr = Image.open(GALLERY / f"sr_x4_{EXAMPLES[1].stem}.jpg")
@@ -243,16 +243,17 @@ def main() -> None:
     parser.add_argument("--styles-only", action="store_true",
                         help="only re-render the style sections and the teaser (after retraining style networks)")
     args = parser.parse_args()
+    settings = hub.HubSettings.from_env()
     index_path = GALLERY / "index.json"
     if args.tables_only or args.styles_only:
         if not index_path.is_file():
             raise SystemExit(f"{index_path} does not exist yet: build the whole gallery first.")
         torch.manual_seed(0)
-        fresh = [tables_section()] if args.tables_only else [style_section(args.size)]
+        fresh = [tables_section()] if args.tables_only else [style_section(args.size, settings)]
         if args.styles_only and not args.skip_gatys:
-            fresh.append(gatys_section(args.gatys_size, args.gatys_iters))
+            fresh.append(gatys_section(args.gatys_size, args.gatys_iters, settings))
         if args.styles_only:
-            teaser()
+            teaser(settings)
         by_title = {section["title"]: section for section in fresh}
         index = json.loads(index_path.read_text())
         index["sections"] = [by_title.get(section["title"], section) for section in index["sections"]]
@@ -260,12 +261,12 @@ def main() -> None:
         print(f"refreshed {', '.join(by_title)} in {index_path}")
         return
     torch.manual_seed(0)
-    sections = [style_section(args.size)]
+    sections = [style_section(args.size, settings)]
     if not args.skip_gatys:
-        sections.append(gatys_section(args.gatys_size, args.gatys_iters))
-        sections.append(reconstruction_section(args.gatys_iters))
-    sections += [sr_section(4), sr_section(8), tables_section()]
-    teaser()
+        sections.append(gatys_section(args.gatys_size, args.gatys_iters, settings))
+        sections.append(reconstruction_section(args.gatys_iters, settings))
+    sections += [sr_section(4, settings), sr_section(8, settings), tables_section()]
+    teaser(settings)
     index = {"intro": "Precomputed with `python -m demo.build_gallery` from the bundled weights "
                       "(example photos: see NOTICE).", "sections": sections}
     index_path.write_text(json.dumps(index, indent=2) + "\n")

@@ -44,7 +44,7 @@ from perceptual_models.inference import (
 )
 from perceptual_models.metrics import Reference
 from perceptual_models.runtime import RuntimeChoices
-from perceptual_models.vgg import WEIGHTS_ENV, LossNetwork, load_loss_network
+from perceptual_models.vgg import LossNetwork, load_loss_network
 
 # Uploads bigger than this are downscaled first (with a note in the UI), whatever the size asked.
 MAX_INPUT_PIXELS = 2048 * 2048
@@ -100,8 +100,9 @@ class SRStep:
 class Services:
     """Loads every model once at start-up; missing or broken ones are reported, not fatal."""
 
-    def __init__(self, device: str = "auto") -> None:
+    def __init__(self, device: str, settings: hub.HubSettings) -> None:
         self.device = pick_device(device)
+        self.settings = settings  # where models, paintings and the loss network are looked up
         self.models: dict[str, ModelStatus] = {}
         self.runners: dict[str, Runner] = {}
         self._loss_network: LossNetwork | None = None
@@ -117,7 +118,7 @@ class Services:
     # --- start-up -------------------------------------------------------------------------
 
     def load_models(self) -> None:
-        names = [style_model_name(style) for style in style_names(hub.available_models())]
+        names = [style_model_name(style) for style in style_names(hub.available_models(self.settings))]
         names += [sr_model_name(m, s) for s in SR_SCALES for m in SR_NETWORKS]
         for name in names:
             self.load_model(name)
@@ -125,7 +126,7 @@ class Services:
     def load_model(self, name: str) -> bool:
         """Load one model (at start-up, or a style just trained here); a broken one is reported, not fatal."""
         try:
-            runner = Runner.load(name, self.device)
+            runner = Runner.load(name, self.device, settings=self.settings)
         except Exception as exc:  # noqa: BLE001 - any broken file: report it, serve the rest
             self.models[name] = ModelStatus(name, error=_unavailable_in_words(exc))
             log.warning("%s unavailable: %s", name, _short(exc))
@@ -169,7 +170,7 @@ class Services:
         return sorted(names, key=lambda name: (name != "starry_night", name))
 
     def style_image(self, style: str) -> Path | None:
-        found = hub.resolve_style_image(style)
+        found = hub.resolve_style_image(style, self.settings)
         return found[0] if found else None
 
     def loss_network(self) -> LossNetwork:
@@ -177,7 +178,8 @@ class Services:
         with self._lock:
             if self._loss_network is None and not self._loss_network_error:
                 try:
-                    self._loss_network = load_loss_network(GATYS_OBJECTIVE.layers, device=self.device)
+                    self._loss_network = load_loss_network(GATYS_OBJECTIVE.layers, device=self.device,
+                                                            settings=self.settings)
                     log.info("loss network: VGG-16, %s weights, %s", self._loss_network.weight_format,
                              self._loss_network.source)
                 except PerceptualError as exc:  # no weights, a pickle, weights that stop too early
@@ -344,7 +346,7 @@ def origin_in_words(origin: str) -> str:
     if kind == "local":
         return f"folder set by {hub.LOCAL_DIR_ENV}"
     if kind == "file":
-        return f"file set by {WEIGHTS_ENV}"
+        return f"file set by {hub.VGG_WEIGHTS_ENV}"
     if kind == "torchvision":
         return "torchvision download"
     return origin if origin in ("bundled", hub.TRAINED_HERE) else "elsewhere (see the server log)"

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from .gatys import GATYS_OBJECTIVE, GatysSettings, run
+from .hub import HubSettings
 from .inference import Runner, device_name, synchronize
 from .metrics import psnr
 from .runtime import configure
@@ -49,14 +50,14 @@ def median_seconds(fn, image: torch.Tensor, device: torch.device, repeats: int) 
     return statistics.median(times)
 
 
-def _eager_fp32_seconds(model_name: str, size: int, device_name_: str, repeats: int) -> float:
+def _eager_fp32_seconds(model_name: str, size: int, device_name_: str, repeats: int, settings: HubSettings) -> float:
     device = torch.device(device_name_)
-    return median_seconds(Runner.load(model_name, device, precision="exact"), torch.rand(1, 3, size, size),
+    return median_seconds(Runner.load(model_name, device, "exact", settings), torch.rand(1, 3, size, size),
                           device, repeats)
 
 
 def feedforward_variants(model_name: str, size: int, device: torch.device, repeats: int,
-                         compiled: Runner | None, onnx: bool) -> tuple[dict[str, float], dict[str, float]]:
+                         compiled: Runner | None, onnx: bool, settings: HubSettings) -> tuple[dict[str, float], dict[str, float]]:
     """Seconds per image for the fp32 reference and each fast path at size x size, and each fast
     path's PSNR (dB, luma) against the fp32 output.
 
@@ -66,11 +67,12 @@ def feedforward_variants(model_name: str, size: int, device: torch.device, repea
     """
     image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(size))
     times, agreement = {}, {}
-    fast = Runner.load(model_name, device, precision="fast")
-    exact = Runner.load(model_name, device, precision="exact")
+    fast = Runner.load(model_name, device, "fast", settings)
+    exact = Runner.load(model_name, device, "exact", settings)
     times["eager_fp32"] = median_seconds(exact, image, device, repeats)
     if device.type == "cpu":
-        times["eager_fp32_plain_process"] = in_fresh_process(_eager_fp32_seconds, model_name, size, str(device), repeats)
+        times["eager_fp32_plain_process"] = in_fresh_process(_eager_fp32_seconds, model_name, size, str(device), repeats,
+                                                             settings)
     paths = {"eager_fast": fast}  # rewritten, bf16, channels_last
     if compiled is not None:
         paths["compiled_fast"] = compiled
@@ -137,43 +139,43 @@ def in_fresh_process(fn, *args):
     return value
 
 
-def _peak_rss_mib_of(task: str, size: int, model_name: str, device_name_: str) -> float:
+def _peak_rss_mib_of(task: str, size: int, model_name: str, device_name_: str, settings: HubSettings) -> float:
     device = torch.device(device_name_)
     if task == "stylize":
         configure(device)  # as the app and the CLI run the network
-        Runner.load(model_name, device)(torch.rand(1, 3, size, size))
+        Runner.load(model_name, device, settings=settings)(torch.rand(1, 3, size, size))
     else:
         from .vgg import load_loss_network
 
-        network = load_loss_network(GATYS_OBJECTIVE.layers, device=device)
-        settings = GatysSettings(iterations=5, max_pixels=size * size)
-        for _ in run(torch.rand(1, 3, size, size), torch.rand(1, 3, 256, 256), network, settings):
+        network = load_loss_network(GATYS_OBJECTIVE.layers, device=device, settings=settings)
+        gatys = GatysSettings(iterations=5, max_pixels=size * size)
+        for _ in run(torch.rand(1, 3, size, size), torch.rand(1, 3, 256, 256), network, gatys):
             pass
     return _own_peak_rss_mib()
 
 
-def peak_rss_mib(task: str, size: int, model_name: str, device: torch.device) -> float:
+def peak_rss_mib(task: str, size: int, model_name: str, device: torch.device, settings: HubSettings) -> float:
     """Peak resident memory of a fresh process doing one task (so earlier work does not count)."""
-    return in_fresh_process(_peak_rss_mib_of, task, size, model_name, str(device))
+    return in_fresh_process(_peak_rss_mib_of, task, size, model_name, str(device), settings)
 
 
 def run_bench(sizes: list[int], iterations: list[int], device: torch.device, model_name: str, repeats: int,
-              gatys_per_iter: int | None, compile_fast: bool, onnx: bool, memory: bool) -> dict:
+              gatys_per_iter: int | None, compile_fast: bool, onnx: bool, memory: bool, settings: HubSettings) -> dict:
     from .vgg import load_loss_network
 
     # What the app and the CLI set up, stated first so every timing here shares it (except the
     # "plain process" one, a fresh process with glibc's defaults).
     runtime = configure(device)
-    network = load_loss_network(GATYS_OBJECTIVE.layers, device=device)
+    network = load_loss_network(GATYS_OBJECTIVE.layers, device=device, settings=settings)
     compiled = None
     if compile_fast:
-        compiled = Runner.load(model_name, device, precision="fast")
+        compiled = Runner.load(model_name, device, "fast", settings)
         start = time.perf_counter()
         compiled.compile()
         compile_seconds = time.perf_counter() - start
     rows = []
     for size in sizes:
-        variants, agreement = feedforward_variants(model_name, size, device, repeats, compiled, onnx)
+        variants, agreement = feedforward_variants(model_name, size, device, repeats, compiled, onnx, settings)
         best = min((k for k in variants if k != "eager_fp32_plain_process"), key=variants.get)
         gatys, extrapolated = gatys_seconds(network, size, iterations, device, gatys_per_iter)
         rows.append({
@@ -198,8 +200,8 @@ def run_bench(sizes: list[int], iterations: list[int], device: torch.device, mod
         result["compile_seconds"] = compile_seconds
     if memory:
         result["peak_rss_mib"] = {
-            "stylize_1024": peak_rss_mib("stylize", 1024, model_name, device),
-            "gatys_512": peak_rss_mib("gatys", 512, model_name, device),
+            "stylize_1024": peak_rss_mib("stylize", 1024, model_name, device, settings),
+            "gatys_512": peak_rss_mib("gatys", 512, model_name, device, settings),
         }
     return result
 

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from . import __version__
 from .errors import ConfigError, PerceptualError
 from .gatys import GATYS_OBJECTIVE, GatysSettings
+from .hub import HubSettings
 from .inference import PRECISIONS, SR_METHODS, SR_SCALES
 
 
@@ -48,7 +49,7 @@ def cmd_info(args: argparse.Namespace) -> None:
     print(f"{'device':<18}{device_name(device)}" + ("  [bf16]" if device.type == "cpu" and cpu_has_bf16() else ""))
     print(f"{'runtime':<18}{args.runtime.summary()}")
     try:
-        _, weight_format, source = resolve_weights("vgg16", download=False)
+        _, weight_format, source = resolve_weights("vgg16", download=False, settings=args.hub)
         print(f"{'loss network':<18}vgg16 ({weight_format} format) from {source}")
     except PerceptualError as exc:  # no weights, or a refused file: info still reports the rest
         print(f"{'loss network':<18}unavailable: {exc}")
@@ -61,13 +62,13 @@ def _image_and_size(path: str, size: int | None) -> torch.Tensor:
     return resize_longer_side(image, size) if size else image
 
 
-def _style_path(style: str) -> str:
+def _style_path(style: str, settings: HubSettings) -> str:
     """A path, or the name of a bundled/Hub style image such as `starry_night`."""
     from .hub import resolve_style_image
 
     if Path(style).is_file():
         return style
-    found = resolve_style_image(style)
+    found = resolve_style_image(style, settings)
     return str(found[0]) if found else style
 
 
@@ -84,8 +85,8 @@ def cmd_gatys(args: argparse.Namespace) -> None:
     settings.validate()
     device = pick_device(args.device)
     content = _image_and_size(args.content, args.size)
-    style = _image_and_size(_style_path(args.style), args.style_size or args.size)
-    network = load_loss_network(settings.layers, weights=args.vgg_weights, device=device)
+    style = _image_and_size(_style_path(args.style, args.hub), args.style_size or args.size)
+    network = load_loss_network(settings.layers, weights=args.vgg_weights, device=device, settings=args.hub)
     final = None
     with tqdm(total=settings.iterations, desc="gatys", unit="it") as bar:
         for final in run(content, style, network, settings):
@@ -107,7 +108,7 @@ def cmd_stylize(args: argparse.Namespace) -> None:
     from .inference import Runner, device_name, pick_device
 
     device = pick_device(args.device)
-    runner = Runner.load(args.model, device, args.precision)
+    runner = Runner.load(args.model, device, args.precision, args.hub)
     image = _image_and_size(args.input, args.size)
     runner.timed(image)  # warm-up: first call allocates and picks kernels
     output, seconds = runner.timed(image)
@@ -121,7 +122,7 @@ def cmd_stylize_video(args: argparse.Namespace) -> None:
     from .video import probe, stylize_video
 
     device = pick_device(args.device)
-    runner = Runner.load(args.model, device, args.precision)
+    runner = Runner.load(args.model, device, args.precision, args.hub)
     if args.compile:
         runner.compile()
     info = probe(args.input)
@@ -143,7 +144,7 @@ def cmd_upscale(args: argparse.Namespace) -> None:
     image = load_image(args.input, min_side=1)
     runner = None
     if args.method != "bicubic":
-        runner = Runner.load(args.model or sr_model_name(args.method, args.scale), device, args.precision)
+        runner = Runner.load(args.model or sr_model_name(args.method, args.scale), device, args.precision, args.hub)
         if runner.config.get("params", {}).get("scale") != args.scale:
             raise ConfigError(f"The model upscales x{runner.config['params'].get('scale')}, not x{args.scale}.")
         upscale(image, args.method, args.scale, runner)  # warm-up
@@ -164,7 +165,7 @@ def cmd_evaluate_sr(args: argparse.Namespace) -> None:
         if method == "bicubic":
             methods[method] = lambda lr: bicubic_upscale(lr, args.scale)
         elif method in SR_LABELS:
-            methods[method] = Runner.load(sr_model_name(method, args.scale), device, precision="exact")
+            methods[method] = Runner.load(sr_model_name(method, args.scale), device, "exact", args.hub)
         else:
             raise ConfigError(f"Unknown method {method!r}; choose from {', '.join(SR_LABELS)}.")
     result = evaluate_sr(args.data, args.scale, methods, args.blur_sigma)
@@ -182,7 +183,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         sizes=[int(s) for s in args.sizes.split(",")], iterations=[int(i) for i in args.gatys_iters.split(",")],
         device=pick_device(args.device), model_name=args.model, repeats=args.repeats,
         gatys_per_iter=args.gatys_per_iter, compile_fast=not args.no_compile, onnx=not args.no_onnx,
-        memory=not args.no_memory,
+        memory=not args.no_memory, settings=args.hub,
     )
     print(format_tables(result))
     if args.json:
@@ -194,7 +195,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> None:
     from .export import check_onnx, export_onnx
     from .networks import from_pretrained
 
-    model, _ = from_pretrained(args.model)
+    model, _ = from_pretrained(args.model, args.hub)
     path = export_onnx(model, args.output)
     worst = check_onnx(path, model)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); ONNX Runtime vs PyTorch fp32: {worst:.1f} dB PSNR")
@@ -205,9 +206,8 @@ def cmd_export_onnx(args: argparse.Namespace) -> None:
 def cmd_hub(args: argparse.Namespace) -> None:
     from . import hub, publish
 
-    settings = hub.HubSettings.from_env()
     overrides = {key: getattr(args, key, None) for key in ("repo", "revision")}
-    settings = dataclasses.replace(settings, **{key: value for key, value in overrides.items() if value})
+    settings = dataclasses.replace(args.hub, **{key: value for key, value in overrides.items() if value})
     if args.hub_command == "list":
         print(f"Hub repo {settings.repo}@{settings.revision}; local dir {settings.local_dir or '-'}; "
               f"trained here: {settings.user_dir or '-'}")
@@ -373,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.hub = HubSettings.from_env()  # the one place this command line reads where weights come from
     try:
         if hasattr(args, "device") and args.handler is not cmd_bench:  # run_bench sets up its own
             from .inference import pick_device

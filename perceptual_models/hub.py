@@ -13,8 +13,9 @@ own style" tab, in $PERCEPTUAL_USER_MODELS, default ~/.local/share/perceptual-lo
 same layout), then the Hub ($PERCEPTUAL_HUB_REPO at
 $PERCEPTUAL_HUB_REVISION, through huggingface_hub's cache, honouring HF_HUB_OFFLINE and
 HF_ENDPOINT), then the bundled copy. Files from the Hub are checked against its manifest: a
-mismatch is an error, never a silent fallback. Those variables are read in one place,
-`HubSettings.from_env`; the functions here take a `HubSettings` (default: the environment's).
+mismatch is an error, never a silent fallback. Those variables (and $PERCEPTUAL_VGG_WEIGHTS, an
+explicit loss-network file) are read in one place, `HubSettings.from_env`, which only the entry
+points call (app.py, the command lines); everything below takes the `HubSettings` as a value.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 from .errors import IntegrityError, PickleRefused, WeightsUnavailable
 
 LOCAL_DIR_ENV = "PERCEPTUAL_WEIGHTS_DIR"
+VGG_WEIGHTS_ENV = "PERCEPTUAL_VGG_WEIGHTS"
 USER_DIR_ENV = "PERCEPTUAL_USER_MODELS"
 TRAINED_HERE = "trained here"  # the origin of a model from the user-models folder
 REPO_ENV, REVISION_ENV, TIMEOUT_ENV = "PERCEPTUAL_HUB_REPO", "PERCEPTUAL_HUB_REVISION", "PERCEPTUAL_HUB_TIMEOUT"
@@ -59,6 +61,7 @@ class HubSettings:
     offline: bool = False
     endpoint: str = "https://huggingface.co"
     cache_dir: Path | None = None  # huggingface_hub's cache; None: its default under ~/.cache
+    vgg_weights: Path | None = None  # a VGG safetensors file that goes before the loss network's lookup
     _reachability: dict[str, tuple[float, bool]] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
@@ -78,6 +81,7 @@ class HubSettings:
             endpoint=(env("HF_ENDPOINT") or "https://huggingface.co").rstrip("/"),
             cache_dir=Path(env("HF_HUB_CACHE")) if env("HF_HUB_CACHE") else (
                 Path(hf_home) / "hub" if hf_home else None),
+            vgg_weights=Path(env(VGG_WEIGHTS_ENV)) if env(VGG_WEIGHTS_ENV) else None,
         )
         return _FROM_ENV.setdefault(settings, settings)
 
@@ -204,9 +208,8 @@ def _from_hub(name: str, settings: HubSettings) -> Resolved | None:
 # --- resolution ----------------------------------------------------------------------------
 
 
-def resolve(name: str, settings: HubSettings | None = None) -> Resolved:
+def resolve(name: str, settings: HubSettings) -> Resolved:
     """Find `name` in the resolution order of the module docstring (local folder, trained here, Hub, bundled)."""
-    settings = settings or HubSettings.from_env()
     tried = []
     local = settings.local_dir
     if local:
@@ -235,9 +238,8 @@ def style_image_file(style: str) -> str:
     return f"styles/{style}.jpg"
 
 
-def resolve_style_image(style: str, settings: HubSettings | None = None) -> tuple[Path, str] | None:
+def resolve_style_image(style: str, settings: HubSettings) -> tuple[Path, str] | None:
     """The painting a style network was trained on, looked up in the weights' order; None if absent."""
-    settings = settings or HubSettings.from_env()
     relative = style_image_file(style)
     local = settings.local_dir
     if local and (local / relative).is_file():
@@ -261,9 +263,8 @@ def model_names(folder: Path = BUNDLED_DIR) -> list[str]:
     return sorted(str(p.relative_to(folder).with_suffix("")) for p in folder.glob("*/*.safetensors"))
 
 
-def available_models(settings: HubSettings | None = None) -> list[str]:
+def available_models(settings: HubSettings) -> list[str]:
     """Names known locally, on the Hub (from its manifest) or bundled."""
-    settings = settings or HubSettings.from_env()
     names = set(model_names(BUNDLED_DIR))
     for folder in (settings.local_dir, settings.user_dir):
         if folder and folder.is_dir():
@@ -274,9 +275,8 @@ def available_models(settings: HubSettings | None = None) -> list[str]:
     return sorted(names)
 
 
-def download_all(settings: HubSettings | None = None) -> list[Resolved]:
+def download_all(settings: HubSettings) -> list[Resolved]:
     """Prefetch every model of the Hub repo into huggingface_hub's cache (progress bars)."""
-    settings = settings or HubSettings.from_env()
     manifest = _hub_manifest(settings)
     if manifest is None:
         raise WeightsUnavailable(f"Could not reach {settings.repo}@{settings.revision} or read its manifest.json.")

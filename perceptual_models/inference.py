@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError
+from .hub import HubSettings
 from .image_io import resize
 from .networks import from_pretrained
 from .rewrites import rewrite_for_inference
@@ -131,8 +132,10 @@ class Runner:
         self._call = _call
 
     @classmethod
-    def load(cls, name_or_path: str, device: torch.device, precision: str = "fast") -> Runner:
-        model, config = from_pretrained(name_or_path)
+    def load(cls, name_or_path: str, device: torch.device, precision: str = "fast",
+             settings: HubSettings | None = None) -> Runner:
+        """A file, or a model name looked up with `settings` (see `networks.from_pretrained`)."""
+        model, config = from_pretrained(name_or_path, settings)
         return cls(model, config, device, precision)
 
     def compile(self, warmup_sizes: tuple[tuple[int, int], ...] = ((64, 64), (63, 65))) -> None:

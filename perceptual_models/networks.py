@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .errors import ConfigError, refuse_pickle
+from .hub import HubSettings, resolve
 from .image_io import resize, rgb_to_ycbcr, ycbcr_to_rgb
 
 
@@ -126,23 +127,26 @@ def scaled_tanh(x: torch.Tensor, scale: float = PAPER_TANH_SCALE) -> torch.Tenso
 class TransformerNet(nn.Module):
     """Style transfer network: 2 downsampling convs, 5 residual blocks, 2 upsampling convs.
 
-    `decoder_norm` is the normalisation of the two upsampling blocks (default: `norm`). Instance
-    norm there lets the network plant one strong spike that dominates a channel's statistics and
-    comes out as a flat white or black blotch; "none" removes the mechanism (see the README's
-    style-artefact experiments).
+    `norm` is the encoder's normalisation; `residual_norm` and `decoder_norm` those of the residual
+    and the two upsampling blocks (default: `norm`). Instance norm in the later blocks lets the
+    network plant one strong spike that dominates a channel's statistics and comes out as a flat
+    white or black blotch; "none" there removes the mechanism (see the README's style-artefact
+    experiments).
     """
 
     def __init__(self, norm: str = "instance", upsample: str = "nearest-conv",
-                 tanh_scale: float = PAPER_TANH_SCALE, decoder_norm: str | None = None) -> None:
+                 tanh_scale: float = PAPER_TANH_SCALE, decoder_norm: str | None = None,
+                 residual_norm: str | None = None) -> None:
         super().__init__()
         decoder_norm = norm if decoder_norm is None else decoder_norm
+        residual_norm = norm if residual_norm is None else residual_norm
         self.tanh_scale = tanh_scale
         self.encoder = nn.Sequential(
             ConvNormReLU(3, 32, 9, 1, norm),
             ConvNormReLU(32, 64, 3, 2, norm),
             ConvNormReLU(64, 128, 3, 2, norm),
         )
-        self.residuals = nn.Sequential(*[ResidualBlock(128, norm) for _ in range(5)])
+        self.residuals = nn.Sequential(*[ResidualBlock(128, residual_norm) for _ in range(5)])
         self.decoder = nn.Sequential(
             Upsample(128, 64, upsample, decoder_norm),
             Upsample(64, 32, upsample, decoder_norm),
@@ -265,14 +269,15 @@ def load_from_files(weights: str | os.PathLike, config_path: str | os.PathLike |
     return model.eval(), config
 
 
-def from_pretrained(name_or_path: str | os.PathLike) -> tuple[nn.Module, dict]:
-    """A trained model by file path (`x.safetensors` + `x.json`) or by name (`style/starry_night`)."""
+def from_pretrained(name_or_path: str | os.PathLike, settings: HubSettings | None = None) -> tuple[nn.Module, dict]:
+    """A trained model by file path (`x.safetensors` + `x.json`) or by name (`style/starry_night`,
+    looked up with `settings`)."""
     path = Path(name_or_path)
     if path.suffix == ".safetensors" or path.is_file():
         return load_from_files(path)
-    from . import hub
-
-    resolved = hub.resolve(str(name_or_path))
+    if settings is None:
+        raise ConfigError(f"{name_or_path!r} is not a file; looking up a model name needs HubSettings.")
+    resolved = resolve(str(name_or_path), settings)
     model, config = load_from_files(resolved.weights, resolved.config)
     config["origin"] = resolved.origin
     return model, config

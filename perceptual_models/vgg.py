@@ -5,10 +5,10 @@ trained with:
 - ``caffe`` (the paper's, from the original Caffe model): BGR, 0-255, minus the BGR mean;
 - ``torchvision`` (``torchvision.models.vgg16(weights="IMAGENET1K_V1")``): RGB, ImageNet mean/std.
 
-Weights are looked up in this order: an explicit path, the ``PERCEPTUAL_VGG_WEIGHTS`` environment
-variable, ``loss_network/<arch>_caffe`` in the project's Hub repository and then in the bundled copy
-(VGG-16 through relu4_3 in fp16, all the paper's losses need, so a fresh offline install works), and
-last torchvision's download.
+Weights are looked up in this order: an explicit path, the `HubSettings`' ``vgg_weights`` file
+(``$PERCEPTUAL_VGG_WEIGHTS`` at the entry points), ``loss_network/<arch>_caffe`` in the project's
+Hub repository and then in the bundled copy (VGG-16 through relu4_3 in fp16, all the paper's losses
+need, so a fresh offline install works), and last torchvision's download.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
+from . import hub
 from .errors import ConfigError, LossNetworkUnavailable, refuse_pickle
 
-WEIGHTS_ENV = "PERCEPTUAL_VGG_WEIGHTS"
 FORMATS = ("caffe", "torchvision")
 
 # Convolutions per block; the layer names follow the paper (relu2_2 = block 2, second ReLU).
@@ -155,15 +155,13 @@ def read_vgg_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str
     return state_dict, weight_format, metadata.get("arch", "vgg16")
 
 
-def _from_torchvision(arch: str) -> dict[str, torch.Tensor]:
+def _from_torchvision(arch: str, offline: bool) -> dict[str, torch.Tensor]:
     """torchvision's ImageNet weights (downloaded once into $TORCH_HOME), `features.*` only."""
     import torchvision.models as tvm
 
     weights = {"vgg16": tvm.VGG16_Weights.IMAGENET1K_V1, "vgg19": tvm.VGG19_Weights.IMAGENET1K_V1}[arch]
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-    from .hub import HubSettings
-
-    if HubSettings.from_env().offline and not cached.is_file():
+    if offline and not cached.is_file():
         raise OSError("offline mode (HF_HUB_OFFLINE) and no cached torchvision download")
     state_dict = weights.get_state_dict(progress=True, weights_only=True)
     return {k: v for k, v in state_dict.items() if k.startswith("features.")}
@@ -175,38 +173,40 @@ def loss_network_name(arch: str) -> str:
 
 
 def resolve_weights(
-    arch: str = "vgg16", path: str | os.PathLike | None = None, download: bool = True
+    arch: str = "vgg16", path: str | os.PathLike | None = None, download: bool = True,
+    settings: hub.HubSettings | None = None,
 ) -> tuple[dict[str, torch.Tensor], str, str]:
     """Find VGG weights: (state dict, weight format, where they came from), or a clear error.
 
+    Without `settings` only `path` is tried (a caller that names its file needs no lookup).
     `download=False` skips torchvision's 500 MB download (for `info`, which only reports).
     """
     layer_names(arch)  # validates arch
-    path = path or os.environ.get(WEIGHTS_ENV)
+    path = path or (settings.vgg_weights if settings else None)
     if path:
         state_dict, weight_format, file_arch = read_vgg_file(path)
         if file_arch != arch:
             raise LossNetworkUnavailable(f"{path} holds {file_arch} weights, but {arch} was asked for.")
         return state_dict, weight_format, f"file {path}"
 
-    from . import hub
-
+    if settings is None:
+        raise LossNetworkUnavailable(f"No {arch} weights file given, and no HubSettings to look one up.")
     tried = []
     try:
-        resolved = hub.resolve(loss_network_name(arch))
+        resolved = hub.resolve(loss_network_name(arch), settings)
         state_dict, weight_format, _ = read_vgg_file(resolved.weights)
         return state_dict, weight_format, resolved.origin
     except hub.WeightsUnavailable as exc:
         tried.append(f"the Hub: {exc}")
     if download:
         try:
-            return _from_torchvision(arch), "torchvision", f"torchvision {arch} IMAGENET1K_V1"
+            return _from_torchvision(arch, settings.offline), "torchvision", f"torchvision {arch} IMAGENET1K_V1"
         except Exception as exc:  # noqa: BLE001 - any download failure means "not available offline"
             tried.append(f"torchvision download: {type(exc).__name__}: {exc}")
     else:
         tried.append("torchvision download: not attempted")
     raise LossNetworkUnavailable(
-        f"No {arch} loss-network weights available. Set {WEIGHTS_ENV} to a VGG safetensors file "
+        f"No {arch} loss-network weights available. Set {hub.VGG_WEIGHTS_ENV} to a VGG safetensors file "
         f"(e.g. vgg16_caffe_features.safetensors), or connect to the internet. Tried: "
         + "; ".join(tried)
     )
@@ -217,9 +217,11 @@ def load_loss_network(
     arch: str = "vgg16",
     weights: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
+    settings: hub.HubSettings | None = None,
 ) -> LossNetwork:
-    """The frozen loss network for `layers`, on `device`, from the first weights that resolve."""
+    """The frozen loss network for `layers`, on `device`, from the first weights that resolve
+    (`weights`, else the lookup of `settings`: see `resolve_weights`)."""
     layers = list(layers)
     check_layers(layers, arch)
-    state_dict, weight_format, source = resolve_weights(arch, weights)
+    state_dict, weight_format, source = resolve_weights(arch, weights, settings=settings)
     return LossNetwork(layers, state_dict, weight_format, arch, source).to(device)

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from perceptual_models import hub, publish
-from perceptual_models.errors import PickleRefused
+from perceptual_models.errors import ConfigError, PickleRefused
 from perceptual_models.networks import SRNet, TransformerNet, from_pretrained, save_pretrained
 from perceptual_models.vgg import load_loss_network, read_vgg_file
 
@@ -62,6 +62,12 @@ def server(hub_repo, monkeypatch):
         yield running
 
 
+def test_a_model_name_needs_settings_to_be_looked_up(bundled):
+    with pytest.raises(ConfigError, match="needs HubSettings"):
+        from_pretrained("style/a")
+    assert from_pretrained("style/a", hub.HubSettings(offline=True))[1]["origin"] == "bundled"
+
+
 def _same_weights(path_a, path_b) -> bool:
     a, _ = from_pretrained(path_a)
     b, _ = from_pretrained(path_b)
@@ -92,23 +98,23 @@ def test_one_process_uses_two_repos(server, hub_repo, bundled):
 
 def test_offline_with_an_empty_cache_falls_back_to_bundled(monkeypatch, bundled):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    resolved = hub.resolve("style/a")
+    resolved = hub.resolve("style/a", hub.HubSettings.from_env())
     assert resolved.origin == "bundled" and resolved.weights == bundled / "style/a.safetensors"
     with pytest.raises(hub.WeightsUnavailable, match=r"offline.*bundled"):
-        hub.resolve("style/zzz")
+        hub.resolve("style/zzz", hub.HubSettings.from_env())
 
 
 def test_tampered_download_fails_the_manifest_check(server, hub_repo, bundled):
     weights = hub_repo / "style/b.safetensors"
     weights.write_bytes(weights.read_bytes()[:-4] + b"evil")
     with pytest.raises(hub.IntegrityError, match="style/b.safetensors.*does not match manifest.json"):
-        hub.resolve("style/b")
+        hub.resolve("style/b", hub.HubSettings.from_env())
 
 
 def test_missing_file_falls_back_for_that_file_only(server, hub_repo, bundled):
     server.missing.add("style/b.safetensors")
-    assert hub.resolve("style/a").origin.startswith("hub")
-    fallback = hub.resolve("style/b")
+    assert hub.resolve("style/a", hub.HubSettings.from_env()).origin.startswith("hub")
+    fallback = hub.resolve("style/b", hub.HubSettings.from_env())
     assert fallback.origin == "bundled" and _same_weights(fallback.weights, bundled / "style/b.safetensors")
 
 
@@ -116,8 +122,8 @@ def test_a_server_that_never_answers_times_out(server, bundled, monkeypatch):
     monkeypatch.setenv(hub.TIMEOUT_ENV, "1")
     server.hang = True
     start = time.monotonic()
-    assert hub.resolve("style/a").origin == "bundled"
-    assert hub.resolve("style/b").origin == "bundled"  # the dead Hub is not asked again
+    assert hub.resolve("style/a", hub.HubSettings.from_env()).origin == "bundled"
+    assert hub.resolve("style/b", hub.HubSettings.from_env()).origin == "bundled"  # the dead Hub is not asked again
     assert time.monotonic() - start < 4
 
 
@@ -126,10 +132,10 @@ def test_local_dir_comes_first_and_pickles_are_refused(server, bundled, tmp_path
     _model(local, "style/a", 20)
     (local / "style" / "c.pth").write_bytes(b"\x80\x04pickle")
     monkeypatch.setenv(hub.LOCAL_DIR_ENV, str(local))
-    assert hub.resolve("style/a").origin == f"local dir {local}"
-    assert hub.resolve("style/b").origin.startswith("hub")
+    assert hub.resolve("style/a", hub.HubSettings.from_env()).origin == f"local dir {local}"
+    assert hub.resolve("style/b", hub.HubSettings.from_env()).origin.startswith("hub")
     with pytest.raises(PickleRefused, match="c.pth: only .safetensors weights are loaded"):
-        hub.resolve("style/c")
+        hub.resolve("style/c", hub.HubSettings.from_env())
 
 
 def test_vgg_loss_network_resolves_through_the_hub(server, hub_repo, monkeypatch):
@@ -139,13 +145,13 @@ def test_vgg_loss_network_resolves_through_the_hub(server, hub_repo, monkeypatch
     save_file({k: v for k, v in state.items() if int(k.split(".")[1]) < 10}, str(hub_repo / "loss_network/vgg16_caffe.safetensors"),
               metadata={"format": "caffe", "arch": "vgg16"})
     publish.prepare_repo(hub_repo)
-    network = load_loss_network(["relu2_2"])
+    network = load_loss_network(["relu2_2"], settings=hub.HubSettings.from_env())
     assert network.source == f"hub {REPO_ID}@{REVISION}" and network.weight_format == "caffe"
     assert torch.equal(network.features[7].weight, state["features.7.weight"])
 
 
 def test_download_all_prefetches_everything(server, hub_repo):
-    names = sorted(r.name for r in hub.download_all())
+    names = sorted(r.name for r in hub.download_all(hub.HubSettings.from_env()))
     assert names == ["style/a", "style/b"]
     # Every file was asked for (identical files share one blob, so the GET may be skipped).
     asked = {r.split(f"/resolve/{REVISION}/")[1] for r in server.requests if "/resolve/" in r}

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from perceptual_models.errors import ConfigError
+from perceptual_models.hub import HubSettings
 from perceptual_models.image_io import degrade, load_image, resize_longer_side
 from perceptual_models.inference import Runner, bicubic_upscale, cpu_has_bf16, pick_device, upscale
 from perceptual_models.metrics import psnr
@@ -111,7 +112,7 @@ def test_upscale_methods_and_timing():
 @pytest.mark.parametrize("precision", ["exact", "fast"])
 def test_strips_join_without_seams(name, precision):
     """A photo's LR version upscaled in four strips equals one whole pass (a seam would be a band of errors)."""
-    runner = Runner.load(name, CPU, precision)
+    runner = Runner.load(name, CPU, precision, HubSettings.from_env())
     scale = runner.config["params"]["scale"]
     photo = resize_longer_side(load_image(TRAIN_DATA / "urban100" / "img_020.jpg"), 96 * scale)
     lr = degrade(photo[..., : 71 * scale, :], scale, 0.0)  # 96x71: 4 strips of 18 rows (17 in the last), each

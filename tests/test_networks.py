@@ -37,6 +37,13 @@ def test_decoder_norm_defaults_to_the_network_norm_for_older_configs():
     assert sum(isinstance(m, torch.nn.InstanceNorm2d) for m in no_decoder_norm.modules()) == 13
 
 
+def test_residual_norm_is_set_apart_from_the_encoder():
+    net = TransformerNet(norm="instance", residual_norm="batch", decoder_norm="none")
+    assert sum(isinstance(m, torch.nn.InstanceNorm2d) for m in net.encoder.modules()) == 3
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.residuals.modules()) == 10
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in net.residuals.modules())
+
+
 def test_filter_response_norm_only_rescales_the_channel_around_a_spike():
     """FRN divides by the mean square, not by a variance around a mean: a spike in one pixel rescales the
     rest of its channel by one factor and shifts nothing (instance norm subtracts the spike's share of the

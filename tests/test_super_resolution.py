@@ -10,6 +10,7 @@ from PIL import Image
 
 from demo.services import Services, SRComparison, SRStep
 from demo.sr_tab import SR_HEADERS, sr_outputs
+from perceptual_models.hub import HubSettings
 from perceptual_models.image_io import load_image, resize_longer_side
 from perceptual_models.inference import SR_LABELS, SR_METHODS, sr_model_name
 from perceptual_models.metrics import psnr, ssim
@@ -19,7 +20,7 @@ from conftest import TRAIN_DATA
 
 @pytest.fixture(scope="module")
 def services():
-    services = Services("cpu")
+    services = Services("cpu", HubSettings(offline=True))  # module-scoped: the bundled models, not the environment's
     services.load_models()
     return services
 

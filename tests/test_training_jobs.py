@@ -154,7 +154,7 @@ def test_bad_style_images_and_names_get_plain_messages(tmp_path):
 
 def test_train_style_through_the_api_adds_a_style_that_stylize_accepts(tmp_path, monkeypatch):
     monkeypatch.setenv("PERCEPTUAL_USER_MODELS", str(tmp_path / "user-models"))
-    services = Services("cpu")
+    services = Services("cpu", hub.HubSettings.from_env())
     services.load_models()
     jobs = TrainingJobs(tmp_path / "user-models", [EXAMPLES], {"tiny": TINY}, "cpu", services.load_model, threads=1)
     demo = build_demo(services, jobs).queue()

@@ -8,11 +8,11 @@ import torch
 from safetensors.torch import save_file
 
 from perceptual_models.errors import PickleRefused
+from perceptual_models.hub import VGG_WEIGHTS_ENV, HubSettings
 from perceptual_models.vgg import (
     CAFFE_MEAN_BGR,
     IMAGENET_MEAN,
     IMAGENET_STD,
-    WEIGHTS_ENV,
     LossNetwork,
     LossNetworkUnavailable,
     layer_names,
@@ -75,13 +75,15 @@ def test_unknown_layer_is_a_clear_error():
 
 
 def test_explicit_path_then_env_variable(monkeypatch, tmp_path):
-    _, _, source = resolve_weights("vgg16")
+    _, _, source = resolve_weights("vgg16", settings=HubSettings.from_env())
     assert source == f"file {VGG_FILE}"  # from PERCEPTUAL_VGG_WEIGHTS (set by conftest)
-    monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path / "missing.safetensors"))
-    _, _, source = resolve_weights("vgg16", path=VGG_FILE)
+    monkeypatch.setenv(VGG_WEIGHTS_ENV, str(tmp_path / "missing.safetensors"))
+    _, _, source = resolve_weights("vgg16", path=VGG_FILE, settings=HubSettings.from_env())
     assert source == f"file {VGG_FILE}"  # the explicit path wins over the variable
     with pytest.raises(LossNetworkUnavailable, match="not found"):
-        resolve_weights("vgg16")
+        resolve_weights("vgg16", settings=HubSettings.from_env())
+    with pytest.raises(LossNetworkUnavailable, match="no HubSettings to look one up"):
+        resolve_weights("vgg16")  # neither a file nor where to look
 
 
 def test_pickle_files_are_refused(tmp_path):
@@ -103,8 +105,8 @@ def test_truncated_weights_file_says_what_is_missing(tmp_path):
 
 def test_fresh_offline_install_uses_the_bundled_vgg16(monkeypatch):
     """No variable, empty HF cache, offline: the embedded fp16 copy (through relu4_3) is the loss network."""
-    monkeypatch.delenv(WEIGHTS_ENV)
-    network = load_loss_network(["relu2_2", "relu4_3"])
+    monkeypatch.delenv(VGG_WEIGHTS_ENV)
+    network = load_loss_network(["relu2_2", "relu4_3"], settings=HubSettings.from_env())
     assert network.source == "bundled" and network.weight_format == "caffe"
     full, _, _ = read_vgg_file(VGG_FILE)
     for index in (0, 19):  # conv1_1 and conv4_3
@@ -114,41 +116,41 @@ def test_fresh_offline_install_uses_the_bundled_vgg16(monkeypatch):
     exact = load_loss_network(["relu4_3"], weights=VGG_FILE)(image)["relu4_3"]
     assert (network(image)["relu4_3"] - exact).abs().max() < 1e-2 * exact.abs().max()
     with pytest.raises(LossNetworkUnavailable, match="stop before relu5_1"):
-        load_loss_network(["relu5_1"])
+        load_loss_network(["relu5_1"], settings=HubSettings.from_env())
 
 
 def test_offline_with_nothing_names_the_variable(monkeypatch):
     """VGG-19 has no bundled copy: offline, with nothing cached, the error says how to provide one."""
-    monkeypatch.delenv(WEIGHTS_ENV)
-    with pytest.raises(LossNetworkUnavailable, match=WEIGHTS_ENV):
-        resolve_weights("vgg19")
+    monkeypatch.delenv(VGG_WEIGHTS_ENV)
+    with pytest.raises(LossNetworkUnavailable, match=VGG_WEIGHTS_ENV):
+        resolve_weights("vgg19", settings=HubSettings.from_env())
 
 
 def test_torchvision_weights_from_its_cache(monkeypatch, tmp_path):
     """The torchvision path (for weights not bundled), as a user with internet gets it after the download."""
     import torchvision
 
-    monkeypatch.delenv(WEIGHTS_ENV)
+    monkeypatch.delenv(VGG_WEIGHTS_ENV)
     torch.manual_seed(0)
     reference = torchvision.models.vgg19().state_dict()
     checkpoints = tmp_path / "torch" / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
     torch.save(reference, checkpoints / Path(torchvision.models.VGG19_Weights.IMAGENET1K_V1.url).name)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    network = load_loss_network(["relu2_2"], arch="vgg19")
+    network = load_loss_network(["relu2_2"], arch="vgg19", settings=HubSettings.from_env())
     assert network.weight_format == "torchvision" and "torchvision" in network.source
     assert torch.equal(network.features[7].weight, reference["features.7.weight"])
 
 
 def test_torchvision_download_failure_is_a_clear_error(monkeypatch):
     """Online mode, but the download fails (here: a proxy that refuses): clear error, no traceback."""
-    monkeypatch.delenv(WEIGHTS_ENV)
+    monkeypatch.delenv(VGG_WEIGHTS_ENV)
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
     for proxy in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
         monkeypatch.setenv(proxy, "http://127.0.0.1:9")
-    with pytest.raises(LossNetworkUnavailable, match=f"{WEIGHTS_ENV}.*torchvision download"):
-        resolve_weights("vgg19")
+    with pytest.raises(LossNetworkUnavailable, match=f"{VGG_WEIGHTS_ENV}.*torchvision download"):
+        resolve_weights("vgg19", settings=HubSettings.from_env())
 
 
 def test_info_command_prints_the_source():

@@ -9,6 +9,7 @@ from PIL import Image
 
 from perceptual_models import cli
 from perceptual_models.clips import write_clip
+from perceptual_models.hub import HubSettings
 from perceptual_models.inference import Runner, pick_device
 from perceptual_models.video import VideoError, decode_jpeg, probe, stylize_jpeg, stylize_video
 
@@ -19,7 +20,7 @@ TONE_HZ = 440.0
 
 @pytest.fixture(scope="module")
 def runner():
-    return Runner.load("style/starry_night", pick_device("cpu"))
+    return Runner.load("style/starry_night", pick_device("cpu"), settings=HubSettings(offline=True))  # bundled
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from perceptual_models.errors import PerceptualError
+from perceptual_models.hub import HubSettings
 from perceptual_models.inference import SR_SCALES
 from perceptual_models.losses import StyleObjective
 from perceptual_models.networks import NORMS, UPSAMPLES
@@ -77,7 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     weight.add_argument("--style-weight", type=float, default=None,
                         help=f"a fixed style weight instead of --style-balance (the_scream, with --norm instance: {StyleObjective.style_weight:g})")
     style.add_argument("--tv-weight", type=float, default=StyleObjective.tv_weight)
-    style.add_argument("--norm", default=StyleTask.norm, choices=NORMS, help="normalisation in encoder and residual blocks")
+    style.add_argument("--norm", default=StyleTask.norm, choices=NORMS, help="normalisation in the encoder (and, by default, the residual blocks)")
+    style.add_argument("--residual-norm", default=StyleTask.residual_norm, choices=NORMS,
+                       help="normalisation in the five residual blocks (default: --norm)")
     style.add_argument("--decoder-norm", default=StyleTask.decoder_norm, choices=NORMS,
                        help="normalisation in the two upsampling blocks")
     style.add_argument("--upsample", default=StyleTask.upsample, choices=UPSAMPLES)
@@ -122,14 +125,16 @@ def make_task(args: argparse.Namespace) -> StyleTask | SuperResolutionTask:
                 content_weight=args.content_weight, tv_weight=args.tv_weight,
                 style_weight=StyleObjective.style_weight if args.style_weight is None else args.style_weight),
             style_balance=args.style_balance if args.style_weight is None else None,
-            norm=args.norm, decoder_norm=args.decoder_norm, upsample=args.upsample, tanh_scale=args.tanh_scale,
-            vgg_weights=args.vgg_weights,
+            norm=args.norm, decoder_norm=args.decoder_norm, residual_norm=args.residual_norm,
+            upsample=args.upsample, tanh_scale=args.tanh_scale,
+            vgg_weights=args.vgg_weights, lookup=HubSettings.from_env(),
         )
     loss_options = {name: getattr(args, name) for name in ("loss", "feature_weight", "feature_layer", "norm")
                     if hasattr(args, name)}  # `srcnn` has none of them: the task's defaults
     return SuperResolutionTask(
         scale=args.scale, arch="srcnn" if args.command == "srcnn" else "srnet", patch_size=args.patch_size,
-        blur_sigma=args.blur_sigma, tv_weight=args.tv_weight, vgg_weights=args.vgg_weights, **loss_options,
+        blur_sigma=args.blur_sigma, tv_weight=args.tv_weight, vgg_weights=args.vgg_weights,
+        lookup=HubSettings.from_env(), **loss_options,
     )
 
 

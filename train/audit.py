@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from perceptual_models.blotches import find_blotches
+from perceptual_models.hub import HubSettings
 from perceptual_models.image_io import load_image, resize_longer_side, to_pil
 from perceptual_models.inference import Runner
 
@@ -89,8 +90,9 @@ def summarize(rows: list[dict]) -> dict:
 
 
 def audit(model: str, photos: list[Path], sizes: list[int], gatys_photos: list[Path], gatys_size: int,
-          gatys_iters: list[int], sheet_dir: Path | None, style_dir: Path = STYLE_IMAGES) -> dict:
-    runner = Runner.load(model, torch.device("cpu"), precision="fast")
+          gatys_iters: list[int], sheet_dir: Path | None, settings: HubSettings,
+          style_dir: Path = STYLE_IMAGES) -> dict:
+    runner = Runner.load(model, torch.device("cpu"), "fast", settings)
     sheet_size = 512 if 512 in sizes else sizes[0]
     rows, sheet = audit_blotches(runner, photos, sizes, sheet_size if sheet_dir else None)
     result = {"model": model, "blotches": summarize(rows), "per_photo": rows}
@@ -101,7 +103,7 @@ def audit(model: str, photos: list[Path], sizes: list[int], gatys_photos: list[P
         result["sheet"] = str(sheet_path)
     if gatys_photos:
         style = style_dir / runner.config["task"]["style_image"]
-        scores = compare(model, gatys_photos, gatys_size, gatys_iters, init="noise",
+        scores = compare(model, gatys_photos, gatys_size, gatys_iters, "noise", settings,
                          style_path=style if style.is_file() else None)
         gatys = {n: scores["mean"][f"gatys_{n}"]["total"] for n in gatys_iters}
         result["objective"] = {**scores, "equivalent_gatys_iterations":
@@ -128,10 +130,11 @@ def main() -> None:
     photos = find_photos(args.photos)
     gatys_photos = find_photos(args.gatys_photos)[:args.gatys_count] if args.gatys_photos else []
     sizes = [int(s) for s in args.sizes.split(",")]
-    results = []
+    results, settings = [], HubSettings.from_env()
     for model in args.model:
         result = audit(model, photos, sizes, gatys_photos, args.gatys_size,
-                       [int(i) for i in args.gatys_iters.split(",")], args.sheet_dir, args.style_dir)
+                       [int(i) for i in args.gatys_iters.split(",")], args.sheet_dir, settings,
+                       args.style_dir)
         results.append(result)
         summary = result["blotches"]
         line = (f"{model}: blotches max {100 * summary['max_share']:.2f}% ({summary['worst']}), "

@@ -29,17 +29,17 @@ def score(objective: PerceptualLoss, image: torch.Tensor, targets: Targets) -> d
 
 
 def compare(model: str, images: list[Path], size: int, iterations: list[int], init: str,
-            style_path: Path | None = None) -> dict:
-    runner = Runner.load(model, torch.device("cpu"), precision="exact")
+            settings: hub.HubSettings, style_path: Path | None = None) -> dict:
+    runner = Runner.load(model, torch.device("cpu"), "exact", settings)
     task = runner.config["task"]
     if style_path is None:
-        found = hub.resolve_style_image(Path(task['style_image']).stem)
+        found = hub.resolve_style_image(Path(task['style_image']).stem, settings)
         if found is None:
             raise FileNotFoundError(f"No style image for {model}; pass --style")
         style_path = found[0]
     style = resize_longer_side(load_image(style_path), task.get("style_size", 512))
     trained_on = StyleObjective.from_dict(task)
-    network = load_loss_network(trained_on.layers)
+    network = load_loss_network(trained_on.layers, settings=settings)
     objective = trained_on.make_loss(network)
     objective.set_style(style)
     settings = GatysSettings(iterations=max(iterations), objective=trained_on, init=init, report_every=1)
@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     result = compare(args.model, args.images, args.size, [int(i) for i in args.iters.split(",")], args.init,
-                     args.style)
+                     hub.HubSettings.from_env(), args.style)
     print(f"{args.model} at {args.size} px, mean over {len(args.images)} images (Gatys init: {args.init})")
     print(f"{'':<14}{'total':>12}{'content':>12}{'style':>12}")
     for name, values in result["mean"].items():

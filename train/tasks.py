@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from perceptual_models.errors import ConfigError
+from perceptual_models.hub import HubSettings
 from perceptual_models.image_io import degrade, load_image, resize_longer_side
 from perceptual_models.losses import PerceptualLoss, StyleObjective
 from perceptual_models.networks import PAPER_TANH_SCALE
@@ -31,9 +32,11 @@ class StyleTask:
     style_balance: float | None = 2.8
     norm: str = "batch"
     decoder_norm: str = "none"  # instance norm here lets one spike own a channel: flat white/black blotches
+    residual_norm: str | None = None  # None: `norm`
     upsample: str = "nearest-conv"
     tanh_scale: float = PAPER_TANH_SCALE  # output = 0.5 + tanh_scale * tanh(x); above 0.5 it can leave [0, 1]
     vgg_weights: str | None = None
+    lookup: HubSettings | None = None  # where the loss network is looked up without vgg_weights
     kind: str = field(default="style", init=False)
     rescale_crops = True  # random squares resized to image_size (SR takes exact pixel patches)
 
@@ -43,11 +46,13 @@ class StyleTask:
 
     def architecture(self) -> dict[str, Any]:
         return {"architecture": "transformer",
-                "params": {"norm": self.norm, "decoder_norm": self.decoder_norm, "upsample": self.upsample,
+                "params": {"norm": self.norm, "decoder_norm": self.decoder_norm,
+                           "residual_norm": self.residual_norm or self.norm, "upsample": self.upsample,
                            "tanh_scale": self.tanh_scale}}
 
     def make_loss(self, device: torch.device) -> PerceptualLoss:
-        network = load_loss_network(self.objective.layers, weights=self.vgg_weights, device=device)
+        network = load_loss_network(self.objective.layers, weights=self.vgg_weights, device=device,
+                                    settings=self.lookup)
         style = resize_longer_side(load_image(self.style_image), self.style_size).to(device)
         if self.style_balance:  # settings() then records the weight this painting gets
             self.objective = self.objective.balanced(network, style, self.style_balance)
@@ -85,6 +90,7 @@ class SuperResolutionTask:
     feature_layer: str = "relu2_2"
     norm: str = "none"
     vgg_weights: str | None = None
+    lookup: HubSettings | None = None  # where the loss network is looked up without vgg_weights
     kind: str = field(default="sr", init=False)
     rescale_crops = False
 
@@ -106,7 +112,8 @@ class SuperResolutionTask:
     def make_loss(self, device: torch.device) -> PerceptualLoss:
         if self.loss == "pixel":
             return PerceptualLoss(None, content_weight=0.0, pixel_weight=self.pixel_weight, tv_weight=self.tv_weight)
-        network = load_loss_network([self.feature_layer], weights=self.vgg_weights, device=device)
+        network = load_loss_network([self.feature_layer], weights=self.vgg_weights, device=device,
+                                        settings=self.lookup)
         return PerceptualLoss(
             network, [self.feature_layer], [], content_weight=self.feature_weight, tv_weight=self.tv_weight
         )
