@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from .errors import ConfigError, RemoteError
 from .hub import sha256
 from .networks import load_from_files, save_pretrained
-from .vgg import layer_names, loss_network_name, read_vgg_file
+from .vgg import check_layers, layer_names, loss_network_name, read_vgg_file
 
 PAPER = "https://arxiv.org/abs/1603.08155"
 
@@ -85,10 +85,8 @@ def export_loss_network(source: Path, folder: Path, through: str = "relu4_3", ar
         raise ConfigError(f"{source} holds {file_arch} weights, not {arch}.")
     if weight_format != "caffe":  # the app looks up (and the paper used) the Caffe VGG
         raise ConfigError(f"{source} holds {weight_format} weights; export the Caffe VGG (BGR, 0-255, mean-subtracted).")
-    names = layer_names(arch)
-    if through not in names:
-        raise ConfigError(f"Unknown layer {through!r} for {arch}; choose one of {', '.join(names)}.")
-    depth = names.index(through) + 1  # modules features.0 .. features.(depth - 1)
+    check_layers([through], arch)
+    depth = layer_names(arch).index(through) + 1  # modules features.0 .. features.(depth - 1)
     kept = {k: v.to(torch.float16).contiguous() for k, v in state_dict.items()
             if k.startswith("features.") and int(k.split(".")[1]) < depth}
     name = loss_network_name(arch)

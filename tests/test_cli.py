@@ -97,7 +97,7 @@ def test_upscale_refuses_a_model_of_another_scale(models, odd_image, tmp_path):
         (["evaluate-sr", "--data", "TINY_DIR", "--methods", "bicubic"], "SSIM needs at least 11x11 pixels"),
         (["hub", "export", "MODEL", "--name", "style/x", "--to", "OUT_DIR", "--evaluation", "28 dB"],
          "--evaluation takes KEY=VALUE, got '28 dB'"),
-        (["hub", "export-vgg", "VGG", "--to", "OUT_DIR", "--through", "relu9_9"], "Unknown layer 'relu9_9' for vgg16"),
+        (["hub", "export-vgg", "VGG", "--to", "OUT_DIR", "--through", "relu9_9"], "Unknown VGG layer(s) ['relu9_9']"),
     ],
 )
 def test_bad_input_is_one_clear_line(models, odd_image, tmp_path, args, message):
