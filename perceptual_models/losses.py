@@ -41,8 +41,8 @@ def style_loss(output_gram: torch.Tensor, target_gram: torch.Tensor) -> torch.Te
 
 
 def pixel_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-pixel squared error normalised by C*H*W (the paper's l_pixel)."""
-    return (output - target).pow(2).mean()
+    """The paper's l_pixel: the feature loss taken on the pixels themselves (normalised by C*H*W)."""
+    return feature_loss(output, target)
 
 
 def tv_loss(image: torch.Tensor) -> torch.Tensor:
