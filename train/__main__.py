@@ -84,8 +84,6 @@ def main(argv: list[str] | None = None) -> None:
     style.add_argument("--decoder-norm", default=StyleTask.decoder_norm, choices=NORMS,
                        help="normalisation in the two upsampling blocks")
     style.add_argument("--upsample", default=StyleTask.upsample, choices=UPSAMPLES)
-    style.add_argument("--clamp-output", action="store_true",
-                       help="the loss sees the output clamped to [0, 1] as a viewer does (gradient straight through)")
     style.add_argument("--tanh-scale", type=float, default=StyleTask.tanh_scale,
                        help="output = 0.5 + s * tanh(x) (paper: 150/255, beyond [0, 1]; 0.5 stays inside)")
 
@@ -129,7 +127,6 @@ def make_task(args: argparse.Namespace) -> StyleTask | SuperResolutionTask:
             style_balance=args.style_balance if args.style_weight is None else None,
             norm=args.norm, decoder_norm=args.decoder_norm, residual_norm=args.residual_norm,
             upsample=args.upsample, tanh_scale=args.tanh_scale,
-            clamp_output=args.clamp_output,
             vgg_weights=args.vgg_weights, lookup=HubSettings.from_env(),
         )
     loss_options = {name: getattr(args, name) for name in ("loss", "feature_weight", "feature_layer", "norm")

@@ -276,7 +276,7 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
             group["lr"] = learning_rate(settings, step)
         with autocast:
             output = trained(inputs)
-            losses = loss_fn(task.as_seen(output.float()), loss_fn.targets(target))
+            losses = loss_fn(output.float(), loss_fn.targets(target))
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimizer.step()

@@ -35,8 +35,6 @@ class StyleTask:
     residual_norm: str | None = None  # None: `norm`
     upsample: str = "nearest-conv"
     tanh_scale: float = PAPER_TANH_SCALE  # output = 0.5 + tanh_scale * tanh(x); above 0.5 it can leave [0, 1]
-    # The loss sees the output clamped to [0, 1], as a viewer does (see `as_seen`).
-    clamp_output: bool = False
     vgg_weights: str | None = None
     lookup: HubSettings | None = None  # where the loss network is looked up without vgg_weights
     kind: str = field(default="style", init=False)
@@ -65,20 +63,11 @@ class StyleTask:
     def prepare(self, photos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return photos, photos
 
-    def as_seen(self, output: torch.Tensor) -> torch.Tensor:
-        """What the loss judges. With `clamp_output`, the output clamped to [0, 1] with the gradient
-        passed straight through: strokes painted above white (the scaled tanh reaches 1.09) are shown
-        flat white, so the loss no longer rewards texture that no viewer sees."""
-        if not self.clamp_output:
-            return output
-        return output + (output.clamp(0, 1) - output).detach()
-
     def settings(self) -> dict[str, Any]:
         return {
             "task": self.kind, "style_image": Path(self.style_image).name, "image_size": self.image_size,
             "style_size": self.style_size, **self.objective.to_dict(),
             **({"style_balance": self.style_balance} if self.style_balance else {}),
-            **({"clamp_output": True} if self.clamp_output else {}),
         }
 
 
@@ -131,9 +120,6 @@ class SuperResolutionTask:
 
     def prepare(self, photos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return degrade(photos, self.scale, self.blur_sigma), photos
-
-    def as_seen(self, output: torch.Tensor) -> torch.Tensor:
-        return output
 
     def settings(self) -> dict[str, Any]:
         settings = {
