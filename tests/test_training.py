@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from perceptual_models import hub
 from perceptual_models.errors import ConfigError
+from perceptual_models.hub import HubSettings
 from perceptual_models.image_io import load_image, resize_longer_side, save_image
 from perceptual_models.losses import StyleObjective
 from perceptual_models.networks import from_pretrained
@@ -17,6 +18,8 @@ from train.loop import LoopSettings, train, update_average
 from train.tasks import StyleTask, SuperResolutionTask
 
 from conftest import REPO, STYLES, TRAIN_DATA, VGG_FILE
+
+LOCAL_VGG = HubSettings(offline=True, vgg_weights=VGG_FILE)  # the loss network from the shared file
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +52,7 @@ def _falls(rows, key="total"):
 def test_style_training_reduces_the_loss(tiny_photos, tmp_path):
     """The default recipe: batch norm, the style weight set from the painting (`style_balance`)."""
     task = StyleTask(style_image=str(STYLES / "starry_night.jpg"), image_size=32, style_size=64,
-                     vgg_weights=str(VGG_FILE))
+                     lookup=LOCAL_VGG)
     saved = train(task, _settings(tiny_photos, tmp_path / "style", iterations=15, ema_decay=0.999))
     rows = _log(tmp_path / "style")
     assert [r["step"] for r in rows] == list(range(1, 16))
@@ -89,7 +92,7 @@ def test_moving_average_warms_up_then_keeps_its_decay():
 
 @pytest.mark.parametrize("loss, arch", [("pixel", "srnet"), ("feat", "srnet"), ("pixel", "srcnn")])
 def test_sr_training_reduces_the_loss(tiny_photos, tmp_path, loss, arch):
-    task = SuperResolutionTask(scale=4, loss=loss, arch=arch, patch_size=32, vgg_weights=str(VGG_FILE))
+    task = SuperResolutionTask(scale=4, loss=loss, arch=arch, patch_size=32, lookup=LOCAL_VGG)
     saved = train(task, _settings(tiny_photos, tmp_path / "sr", iterations=20, batch_size=4))
     rows = _log(tmp_path / "sr")
     assert _falls(rows, "content" if loss == "feat" else "pixel")
@@ -141,6 +144,18 @@ def test_trainer_cli_turns_bad_settings_into_usage_errors(tmp_path, capsys, opti
     with pytest.raises(SystemExit) as exit_info:
         train_main(["sr", "--run-dir", str(tmp_path / "run"), *(o.format(tmp=tmp_path) for o in options)])
     assert exit_info.value.code == 2 and message.format(tmp=tmp_path) in capsys.readouterr().err
+
+
+def test_vgg_weights_option_goes_before_the_environment(tiny_photos, tmp_path, monkeypatch, capsys):
+    """--vgg-weights names the loss network's file; without it the environment's (here a missing one) is used."""
+    monkeypatch.setenv("PERCEPTUAL_VGG_WEIGHTS", str(tmp_path / "missing.safetensors"))
+    options = ["sr", "--loss", "feat", "--data", str(tiny_photos), "--patch-size", "32", "--iterations", "1",
+               "--threads", "1", "--val-every", "0"]
+    with pytest.raises(SystemExit) as exit_info:
+        train_main([*options, "--run-dir", str(tmp_path / "env")])
+    assert exit_info.value.code == 2 and "missing.safetensors" in capsys.readouterr().err
+    train_main([*options, "--run-dir", str(tmp_path / "flag"), "--vgg-weights", str(VGG_FILE)])
+    assert json.loads((tmp_path / "flag" / "model.json").read_text())["training"]["iterations"] == 1
 
 
 def test_time_budget_saves_and_stops(tiny_photos, tmp_path, capsys):

@@ -11,6 +11,7 @@ Training photos default to $PERCEPTUAL_TRAIN_DATA or ../shared/data/train beside
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
 
@@ -117,6 +118,12 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(exc))
 
 
+def lookup(args: argparse.Namespace) -> HubSettings:
+    """The environment's settings, with `--vgg-weights` (if given) as the loss network's file."""
+    settings = HubSettings.from_env()
+    return dataclasses.replace(settings, vgg_weights=Path(args.vgg_weights)) if args.vgg_weights else settings
+
+
 def make_task(args: argparse.Namespace) -> StyleTask | SuperResolutionTask:
     if args.command == "style":
         return StyleTask(
@@ -127,14 +134,13 @@ def make_task(args: argparse.Namespace) -> StyleTask | SuperResolutionTask:
             style_balance=args.style_balance if args.style_weight is None else None,
             norm=args.norm, decoder_norm=args.decoder_norm, residual_norm=args.residual_norm,
             upsample=args.upsample, tanh_scale=args.tanh_scale,
-            vgg_weights=args.vgg_weights, lookup=HubSettings.from_env(),
+            lookup=lookup(args),
         )
     loss_options = {name: getattr(args, name) for name in ("loss", "feature_weight", "feature_layer", "norm")
                     if hasattr(args, name)}  # `srcnn` has none of them: the task's defaults
     return SuperResolutionTask(
         scale=args.scale, arch="srcnn" if args.command == "srcnn" else "srnet", patch_size=args.patch_size,
-        blur_sigma=args.blur_sigma, tv_weight=args.tv_weight, vgg_weights=args.vgg_weights,
-        lookup=HubSettings.from_env(), **loss_options,
+        blur_sigma=args.blur_sigma, tv_weight=args.tv_weight, lookup=lookup(args), **loss_options,
     )
 
 

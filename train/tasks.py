@@ -35,8 +35,7 @@ class StyleTask:
     residual_norm: str | None = None  # None: `norm`
     upsample: str = "nearest-conv"
     tanh_scale: float = PAPER_TANH_SCALE  # output = 0.5 + tanh_scale * tanh(x); above 0.5 it can leave [0, 1]
-    vgg_weights: str | None = None
-    lookup: HubSettings | None = None  # where the loss network is looked up without vgg_weights
+    lookup: HubSettings | None = None  # where the loss network is found (its `vgg_weights` file first)
     kind: str = field(default="style", init=False)
     rescale_crops = True  # random squares resized to image_size (SR takes exact pixel patches)
 
@@ -51,8 +50,7 @@ class StyleTask:
                            "tanh_scale": self.tanh_scale}}
 
     def make_loss(self, device: torch.device) -> PerceptualLoss:
-        network = load_loss_network(self.objective.layers, weights=self.vgg_weights, device=device,
-                                    settings=self.lookup)
+        network = load_loss_network(self.objective.layers, device=device, settings=self.lookup)
         style = resize_longer_side(load_image(self.style_image), self.style_size).to(device)
         if self.style_balance:  # settings() then records the weight this painting gets
             self.objective = self.objective.balanced(network, style, self.style_balance)
@@ -89,8 +87,7 @@ class SuperResolutionTask:
     tv_weight: float = 0.0  # the bundled l_feat models use 1e4
     feature_layer: str = "relu2_2"
     norm: str = "none"
-    vgg_weights: str | None = None
-    lookup: HubSettings | None = None  # where the loss network is looked up without vgg_weights
+    lookup: HubSettings | None = None  # where the loss network is found (its `vgg_weights` file first)
     kind: str = field(default="sr", init=False)
     rescale_crops = False
 
@@ -112,8 +109,7 @@ class SuperResolutionTask:
     def make_loss(self, device: torch.device) -> PerceptualLoss:
         if self.loss == "pixel":
             return PerceptualLoss(None, content_weight=0.0, pixel_weight=self.pixel_weight, tv_weight=self.tv_weight)
-        network = load_loss_network([self.feature_layer], weights=self.vgg_weights, device=device,
-                                        settings=self.lookup)
+        network = load_loss_network([self.feature_layer], device=device, settings=self.lookup)
         return PerceptualLoss(
             network, [self.feature_layer], [], content_weight=self.feature_weight, tv_weight=self.tv_weight
         )
