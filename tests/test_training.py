@@ -185,28 +185,45 @@ def test_torchrun_two_processes_on_gloo(tiny_photos, tmp_path):
 
 
 def test_gpu_styles_job_with_a_tiny_budget_on_the_cpu(tiny_photos, tmp_path):
-    """The GPU job's plumbing: styles trained one after another, one tar each, unpacked into a loadable bundle."""
+    """The GPU job's plumbing: styles trained one after another, each with its bundled recipe, one tar
+    each, unpacked into a loadable bundle."""
     from train.gpu_styles import main as gpu_styles
     from train.gpu_styles import unpack
 
     out = tmp_path / "out"
-    gpu_styles(["--data", str(tiny_photos), "--style-dir", str(STYLES), "--styles", "starry_night", "wave",
+    gpu_styles(["--data", str(tiny_photos), "--style-dir", str(STYLES), "--styles", "the_scream", "wave",
                 "--out", str(out), "--work", str(tmp_path / "runs"), "--iterations", "3", "--image-size", "32",
                 "--device", "cpu", "--minutes", "10", "--", "--threads", "1", "--style-size", "64",
                 "--vgg-weights", str(VGG_FILE)])
-    assert sorted(p.name for p in out.iterdir()) == ["style_starry_night.tar", "style_wave.tar", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["style_the_scream.tar", "style_wave.tar", "summary.json"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["wave"]["iterations"] == 3 and summary["wave"]["finished"]
     bundle = tmp_path / "bundle"
-    assert unpack(sorted(out.glob("style_*.tar")), bundle) == ["starry_night", "wave"]
+    assert unpack(sorted(out.glob("style_*.tar")), bundle) == ["the_scream", "wave"]
+    for name in ("the_scream", "wave"):  # the recipe each bundled network records; the options after -- win
+        trained = from_pretrained(bundle / "style" / f"{name}.safetensors")[1]
+        bundled = json.loads((hub.BUNDLED_DIR / "style" / f"{name}.json").read_text())
+        assert trained["params"]["norm"] == bundled["params"]["norm"]
+        assert trained["task"].get("style_balance") == bundled["task"].get("style_balance")
+        assert trained["task"]["style_size"] == 64 and trained["task"]["image_size"] == 32
+    assert trained["params"]["norm"] == "batch" and trained["task"]["style_balance"] == 2.8  # wave
+    scream = from_pretrained(bundle / "style" / "the_scream.safetensors")[1]
+    assert scream["params"]["norm"] == "instance" and scream["task"]["style_weight"] == 5e-5
+    assert "5.00 min budget" in scream["training"]["note"]  # --minutes 10 shared by the two styles
     model, config = from_pretrained(bundle / "style" / "wave.safetensors")
-    assert config["dtype"] == "float16" and config["task"]["image_size"] == 32
-    first = from_pretrained(bundle / "style" / "starry_night.safetensors")[1]["training"]["note"]
-    assert "5.00 min budget" in first  # --minutes 10 shared by the two styles
+    assert config["dtype"] == "float16"
     second = float(config["training"]["note"].split(" min budget")[0].rsplit(" ", 1)[1])
     assert 5.0 < second < 10.0  # the time the first did not use passes to the second
     assert model(torch.rand(1, 3, 20, 24)).shape == (1, 3, 20, 24)
     assert "style/wave.safetensors" in json.loads((bundle / "manifest.json").read_text())["files"]
+
+
+def test_gpu_styles_recipe_gives_way_to_a_weight_given_after_the_separator():
+    from train.gpu_styles import bundled_recipe
+
+    assert bundled_recipe("wave", [])[-2:] == ["--style-balance", "2.8"]
+    assert "--style-balance" not in bundled_recipe("wave", ["--style-weight", "1e-5"])
+    assert bundled_recipe("not_bundled", []) == []
 
 
 def test_train_command_line_help():

@@ -7,6 +7,9 @@
     # back here: into the bundled copy (manifest and repo card rewritten)
     python -m train.gpu_styles --unpack /path/to/files/style_*.tar --to perceptual_models/weights
 
+Each style keeps the recipe its bundled network records (normalisation, style weight or balance, TV
+weight: `bundled_recipe`; the_scream's is instance norm, the others' batch norm), so a GPU run replaces
+a network with a longer-trained one of the same kind; options after `--` go after it and win.
 The styles train one after another at the paper's 256 px crops and batch 4 in bf16, until
 `--iterations` or the style's share of `--minutes` (an equal share of what is left when it starts, so
 time one style does not use passes to the next), whichever comes first. Measured on
@@ -28,10 +31,32 @@ import tempfile
 import time
 from pathlib import Path
 
+from perceptual_models.hub import BUNDLED_DIR
 from perceptual_models.inference import style_model_name
 from perceptual_models.publish import STYLE_SOURCES, export_model, prepare_repo
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def bundled_recipe(name: str, overrides: list[str], folder: Path = BUNDLED_DIR) -> list[str]:
+    """`python -m train style` options that repeat the recipe of the bundled style/<name> (none for a style
+    that is not bundled: the trainer's defaults). The crop size is the job's own; `overrides` (the options
+    after `--`) come after these and win, and a weight or balance there replaces the recipe's (the
+    trainer takes one or the other)."""
+    path = folder / f"{style_model_name(name)}.json"
+    if not path.is_file():
+        return []
+    config = json.loads(path.read_text())
+    params, task = config["params"], config["task"]
+    options = ["--norm", params["norm"], "--residual-norm", params.get("residual_norm", params["norm"]),
+               "--decoder-norm", params["decoder_norm"], "--upsample", params["upsample"],
+               "--tanh-scale", repr(params["tanh_scale"]), "--style-size", str(task["style_size"]),
+               "--content-weight", repr(task["content_weight"]), "--tv-weight", repr(task["tv_weight"])]
+    if {"--style-weight", "--style-balance"} & set(overrides):
+        return options
+    if task.get("style_balance"):  # the weight follows from the painting, as when it was trained
+        return options + ["--style-balance", repr(task["style_balance"])]
+    return options + ["--style-weight", repr(task["style_weight"])]
 
 
 def train_one(style: Path, run_dir: Path, minutes: float, args: argparse.Namespace) -> int:
@@ -44,7 +69,7 @@ def train_one(style: Path, run_dir: Path, minutes: float, args: argparse.Namespa
         "--batch-size", "4", "--device", args.device, "--max-minutes", budget,
         "--log-every", "50", "--val-every", str(max(args.iterations // 4, 1)), "--checkpoint-every", "2000",
         "--note", (f"{args.device} run of train.gpu_styles: {args.image_size} px crops, batch 4, "
-                   f"{budget} min budget"), *args.train_args,
+                   f"{budget} min budget"), *bundled_recipe(style.stem, args.train_args), *args.train_args,
     ]
     with (run_dir / "train.log").open("w") as log:
         return subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
