@@ -173,8 +173,7 @@ class PerceptualLoss(nn.Module):
         """Content features of `image` (no gradient), plus the image itself for the pixel loss."""
         features = {}
         if self.content_layers:
-            computed = self.network(image)
-            features = {layer: computed[layer] for layer in self.content_layers}
+            features = self.network(image, self.content_layers)
         return Targets(image if self.weights["pixel"] else None, features)
 
     def forward(self, output: torch.Tensor, targets: Targets) -> dict[str, torch.Tensor]:

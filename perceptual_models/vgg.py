@@ -115,13 +115,19 @@ class LossNetwork(nn.Module):
         """RGB in [0, 1] to the input convention of these weights (what the first conv sees)."""
         return image[:, self.channel_order] * self.scale + self.shift
 
-    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, image: torch.Tensor, layers: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+        """{layer: activation} for `layers` (default: all this network was built for), computed only as
+        deep as the deepest of them: a style loss's content targets need relu2_2, not relu4_3."""
+        layers = self.layers if layers is None else list(layers)
+        check_layers(layers, self.arch, self)
         x = self.normalize(image)
         out = {}
         for name, module in zip(self.names, self.features):
             x = module(x)
-            if name in self.layers:
+            if name in layers:
                 out[name] = x
+                if len(out) == len(layers):
+                    break
         return out
 
 

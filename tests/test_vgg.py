@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from perceptual_models.errors import PickleRefused
+from perceptual_models.errors import ConfigError, PickleRefused
 from perceptual_models.hub import VGG_WEIGHTS_ENV, HubSettings
 from perceptual_models.vgg import (
     CAFFE_MEAN_BGR,
@@ -38,6 +38,23 @@ def test_truncated_at_the_deepest_requested_layer(loss_network):
     assert len(shallow.features) == 9
     out = shallow(torch.rand(1, 3, 32, 32))
     assert set(out) == {"relu2_2"} and out["relu2_2"].shape == (1, 128, 16, 16)
+
+
+def test_a_call_for_fewer_layers_stops_at_the_deepest_of_them(loss_network):
+    """Content targets need relu2_2 only: the same activations as the full pass, without the layers below."""
+    image = torch.rand(2, 3, 32, 32)
+    full = loss_network(image)
+    calls = []
+    hooks = [module.register_forward_hook(lambda *_: calls.append(1)) for module in loss_network.features]
+    try:
+        part = loss_network(image, ["relu2_2", "relu1_2"])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert set(part) == {"relu1_2", "relu2_2"} and len(calls) == 9  # conv1_1 .. relu2_2
+    assert all(torch.equal(part[name], full[name]) for name in part)
+    with pytest.raises(ConfigError, match="does not compute"):
+        load_loss_network(["relu2_2"], weights=VGG_FILE)(image, ["relu3_3"])
 
 
 def test_weights_match_the_file(loss_network):
