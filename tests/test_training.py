@@ -139,6 +139,8 @@ def test_moving_average_decay_out_of_range_is_refused(tiny_photos, tmp_path):
     (["--scale", "8", "--patch-size", "100"], "--patch-size 100 must be a multiple of the scale 8."),
     (["--data", "{tmp}/missing"], "Training data folder not found: {tmp}/missing"),
     (["--data", "{tmp}"], "No photos found in {tmp}"),
+    (["--log-every", "0"], "Log every N >= 1 steps"),
+    (["--checkpoint-every", "-1"], "got 10, 200, -1"),
 ])
 def test_trainer_cli_turns_bad_settings_into_usage_errors(tmp_path, capsys, options, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -167,6 +169,12 @@ def test_time_budget_saves_and_stops(tiny_photos, tmp_path, capsys):
     assert from_pretrained(saved)[0](torch.rand(1, 3, 8, 8)).shape == (1, 3, 32, 32)
     captured = capsys.readouterr()
     assert "--max-minutes reached at step 1" in captured.out + captured.err
+
+
+def test_checkpoint_every_zero_saves_only_at_the_end(tiny_photos, tmp_path):
+    task = SuperResolutionTask(scale=4, loss="pixel", patch_size=32)
+    train(task, _settings(tiny_photos, tmp_path / "end", iterations=3, checkpoint_every=0, val_every=0))
+    assert json.loads((tmp_path / "end" / "checkpoint.json").read_text())["step"] == 3
 
 
 def test_torchrun_two_processes_on_gloo(tiny_photos, tmp_path):

@@ -48,10 +48,11 @@ def _common(parser: argparse.ArgumentParser, iterations: int, batch_size: int, l
                         help="torch.compile the networks (no faster on an H200: 40 it/s after 48 s of compiling, eager 45)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
     parser.add_argument("--log-every", type=int, default=10)
-    parser.add_argument("--val-every", type=int, default=200, help="render the validation image every N steps")
+    parser.add_argument("--val-every", type=int, default=200, help="render the validation image every N steps (0: never)")
     parser.add_argument("--val-image", type=Path, default=None,
                         help="photo to render every --val-every steps (default: a crop of the first training photo)")
-    parser.add_argument("--checkpoint-every", type=int, default=200)
+    parser.add_argument("--checkpoint-every", type=int, default=200,
+                        help="save a checkpoint every N steps (0: only when the run ends or stops)")
     parser.add_argument("--max-minutes", type=float, default=0.0, help="save and stop after this wall time")
     parser.add_argument("--stop-file", type=Path, default=None,
                         help="save and stop (like --max-minutes) as soon as this file exists")

@@ -59,7 +59,7 @@ class LoopSettings:
     log_every: int = 10
     val_every: int = 200
     val_image: Path | None = None  # the photo rendered every `val_every` steps (default: a crop of a training photo)
-    checkpoint_every: int = 200
+    checkpoint_every: int = 200  # 0: only when the run ends or stops
     max_minutes: float = 0.0
     stop_file: Path | None = None  # when this file appears, save and stop as if out of time (the app's Stop)
     resume: bool = False
@@ -204,6 +204,9 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
     """
     if not 0 <= settings.ema_decay < 1:
         raise ConfigError(f"The moving average's decay must be in [0, 1), got {settings.ema_decay}.")
+    if settings.log_every < 1 or settings.val_every < 0 or settings.checkpoint_every < 0:
+        raise ConfigError(f"Log every N >= 1 steps, validate and checkpoint every N >= 0 (0: never, or only "
+                          f"at the end); got {settings.log_every}, {settings.val_every}, {settings.checkpoint_every}.")
     rank, world_size, device = _setup_distributed(settings.device)
     # The process-wide set-up of a training run: threads, flushed denormals, cuDNN autotuning on CUDA;
     # glibc's allocator as it is (the fast path's setting is for serving).
@@ -309,7 +312,8 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
         )
         if world_size > 1:
             dist.all_reduce(out_of_time, op=dist.ReduceOp.MAX)  # every rank stops at the same step
-        if rank == 0 and (step % settings.checkpoint_every == 0 or out_of_time or step == settings.iterations):
+        periodic = settings.checkpoint_every and step % settings.checkpoint_every == 0
+        if rank == 0 and (periodic or out_of_time or step == settings.iterations):
             write_checkpoint(step, seconds)
         if out_of_time:
             if rank == 0:
