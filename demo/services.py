@@ -215,11 +215,11 @@ class Services:
     # --- inputs ---------------------------------------------------------------------------
 
     @staticmethod
-    def read_image(source: ImageSource | None, what: str = "an image", min_side: int = 8) -> tuple[torch.Tensor, str]:
+    def read_image(source: ImageSource | None, what: str = "an image") -> tuple[torch.Tensor, str]:
         """Decode an upload; huge images are downscaled and animations give their first frame (the note says so)."""
         if source is None:
             raise UserError(f"Please upload {what} first.")
-        image = load_image(source, min_side=min_side)
+        image = load_image(source)
         image, shrunk = cap_pixels(image, MAX_INPUT_PIXELS)
         notes = []
         if (frames := frame_count(source)) > 1:

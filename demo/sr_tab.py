@@ -38,7 +38,7 @@ def build_sr_tab(services: Services) -> None:
     def upscale_job(upload, kind, scale, degradation, zoom_x, zoom_y, auto_zoom):
         """Yields an `SRStep` before each step, then the outputs (as plain values: on ZeroGPU they
         cross from a worker process)."""
-        image, note = services.read_image(upload, "an image", min_side=4)
+        image, note = services.read_image(upload, "an image")
         factor = int(scale.removeprefix("x"))
         for update in services.upscale(image, factor, kind == "hr", degradation):
             if isinstance(update, SRStep):

@@ -56,10 +56,14 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def _image_and_size(path: str, size: int | None) -> torch.Tensor:
-    from .image_io import load_image, resize_longer_side
+    from .image_io import check_side, load_image, resize_longer_side
 
     image = load_image(path)
-    return resize_longer_side(image, size) if size else image
+    if not size:
+        return image
+    image = resize_longer_side(image, size)
+    check_side(*image.shape[-2:], f"At --size {size} the image")
+    return image
 
 
 def _style_path(style: str, settings: HubSettings) -> str:
@@ -141,7 +145,7 @@ def cmd_upscale(args: argparse.Namespace) -> None:
     from .inference import Runner, device_name, pick_device, sr_model_name, upscale
 
     device = pick_device(args.device)
-    image = load_image(args.input, min_side=1)
+    image = load_image(args.input)
     runner = None
     if args.method != "bicubic":
         runner = Runner.load(args.model or sr_model_name(args.method, args.scale), device, args.precision, args.hub)

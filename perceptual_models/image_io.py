@@ -146,12 +146,14 @@ def load_image(
 ) -> torch.Tensor:
     """Load any supported image as a (1, 3, H, W) RGB tensor in [0, 1], refusing unusable ones."""
     array = open_rgb(source, max_pixels)
-    height, width = array.shape[:2]
-    if min(height, width) < min_side:
-        raise ImageError(
-            f"The image is only {width}x{height} pixels; at least {min_side} pixels per side are needed."
-        )
+    check_side(*array.shape[:2], "The image", min_side)
     return to_tensor(array)
+
+
+def check_side(height: int, width: int, what: str = "The image", min_side: int = MIN_SIDE) -> None:
+    """Refuse an image the networks cannot pad and downsample (also one made small by a resize)."""
+    if min(height, width) < min_side:
+        raise ImageError(f"{what} is only {width}x{height} pixels; at least {min_side} pixels per side are needed.")
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:

@@ -111,6 +111,10 @@ def test_upscale_of_an_animation_or_a_bad_file_says_what_happened(client, tmp_pa
     path, expected = cases["text_renamed"]
     with pytest.raises(AppError, match=expected):
         client.predict(handle_file(str(path)), "hr", "x4", "bicubic", 0.5, 0.5, True, api_name="/upscale")
+    four = tmp_path / "four.png"  # a low-res input too small for the networks' padding (it crashed them)
+    Image.new("RGB", (4, 4), "gray").save(four)
+    with pytest.raises(AppError, match="only 4x4 pixels; at least 8"):
+        client.predict(handle_file(str(four)), "lr", "x4", "bicubic", 0.5, 0.5, True, api_name="/upscale")
 
 
 def test_reconstruct_from_one_layer(client):

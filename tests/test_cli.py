@@ -95,6 +95,8 @@ def test_upscale_refuses_a_model_of_another_scale(models, odd_image, tmp_path):
         (["upscale", "--method", "bicubic", "MISSING", "-o", "OUT"], "No such image file"),
         (["evaluate-sr", "--data", "MISSING", "--methods", "bicubic"], "Benchmark folder not found"),
         (["evaluate-sr", "--data", "TINY_DIR", "--methods", "bicubic"], "SSIM needs at least 11x11 pixels"),
+        (["upscale", "--method", "pixel", "FOUR", "-o", "OUT"], "only 4x4 pixels; at least 8"),
+        (["stylize", "--model", "MODEL", "--size", "4", "IMAGE", "-o", "OUT"], "At --size 4 the image is only 4x"),
         (["hub", "export", "MODEL", "--name", "style/x", "--to", "OUT_DIR", "--evaluation", "28 dB"],
          "--evaluation takes KEY=VALUE, got '28 dB'"),
         (["hub", "export-vgg", "VGG", "--to", "OUT_DIR", "--through", "relu9_9"], "Unknown VGG layer(s) ['relu9_9']"),
@@ -107,7 +109,9 @@ def test_bad_input_is_one_clear_line(models, odd_image, tmp_path, args, message)
     Image.new("RGB", (16, 16), "gray").save(tmp_path / "tiny" / "small.png")  # 8x8 left after the 4-pixel border
     replace = {"IMAGE": str(odd_image), "OUT": str(tmp_path / "o.png"), "MODEL": str(models["style"]),
                "NOT_AN_IMAGE": str(text_file), "MISSING": str(tmp_path / "missing"), "TINY_DIR": str(tmp_path / "tiny"),
+               "FOUR": str(tmp_path / "four.png"),
                "OUT_DIR": str(tmp_path / "hub"), "VGG": str(REPO / "perceptual_models/weights/loss_network/vgg16_caffe.safetensors")}
+    Image.new("RGB", (4, 4), "gray").save(tmp_path / "four.png")  # SRNet's 9x9 padding needs 5+
     result = _cli(*[replace.get(a, a) for a in args])
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
