@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 from playwright.sync_api import Page, sync_playwright
 
+from perceptual_models.cli import positive_ints
 from perceptual_models.clips import write_clip
 
 from .app_process import running_app
@@ -122,11 +123,11 @@ def bench_video(size: int, batch_sizes: list[int]) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="256,512")
+    parser.add_argument("--sizes", type=positive_ints, default="256,512")
     parser.add_argument("--seconds", type=float, default=20.0, help="streaming time measured at each size")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds streamed at each size before measuring")
     parser.add_argument("--video", action="store_true", help="also time a 10 s 640x360 clip")
-    parser.add_argument("--video-batches", default="1", help="frames per network call (the app uses 1 when compiled)")
+    parser.add_argument("--video-batches", type=positive_ints, default="1", help="frames per network call (the app uses 1 when compiled)")
     parser.add_argument("--no-stream", action="store_true")
     parser.add_argument("--screenshots", type=Path, default=None, help="save a screenshot per size here")
     parser.add_argument("--json", default=None)
@@ -135,10 +136,10 @@ def main() -> None:
 
     result = {"device": device_name(pick_device("auto")), "load_average": Path("/proc/loadavg").read_text().split()[:3]}
     if not args.no_stream:
-        result["stream"] = bench_stream([int(s) for s in args.sizes.split(",")], args.seconds, args.settle,
+        result["stream"] = bench_stream(args.sizes, args.seconds, args.settle,
                                         args.screenshots)
     if args.video:
-        result["video"] = bench_video(256, [int(b) for b in args.video_batches.split(",")])
+        result["video"] = bench_video(256, args.video_batches)
     result["load_average_after"] = Path("/proc/loadavg").read_text().split()[:3]
     print(f"load average before/after: {result['load_average']} / {result['load_average_after']}")
     if args.json:

@@ -184,7 +184,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from .inference import pick_device
 
     result = run_bench(
-        sizes=[int(s) for s in args.sizes.split(",")], iterations=[int(i) for i in args.gatys_iters.split(",")],
+        sizes=args.sizes, iterations=args.gatys_iters,
         device=pick_device(args.device), model_name=args.model, repeats=args.repeats,
         gatys_per_iter=args.gatys_per_iter, compile_fast=not args.no_compile, onnx=not args.no_onnx,
         memory=not args.no_memory, settings=args.hub,
@@ -248,6 +248,25 @@ def cmd_space(args: argparse.Namespace) -> None:
           + "; the Space builds and starts in a few minutes")
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a size, a count), else a usage error."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def positive_ints(text: str) -> list[int]:
+    """An argparse type: comma-separated whole numbers of at least 1, e.g. "256,512"."""
+    try:
+        return [positive_int(part) for part in text.split(",")]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers such as 256,512, got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m perceptual_models", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -265,9 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     gatys.add_argument("--content", required=True)
     gatys.add_argument("--style", required=True, help="style image path, or a bundled style name (starry_night)")
     gatys.add_argument("-o", "--output", required=True)
-    gatys.add_argument("--size", type=int, default=256, help="longer side of the output")
+    gatys.add_argument("--size", type=positive_int, default=256, help="longer side of the output")
     gatys.add_argument("--style-size", type=int, default=None, help="longer side of the style image (default: --size)")
-    gatys.add_argument("--iters", type=int, default=GatysSettings.iterations)
+    gatys.add_argument("--iters", type=positive_int, default=GatysSettings.iterations)
     gatys.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "adam"])
     gatys.add_argument("--content-weight", type=float, default=GATYS_OBJECTIVE.content_weight)
     gatys.add_argument("--style-weight", type=float, default=GATYS_OBJECTIVE.style_weight)
@@ -282,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("--model", required=True, help="style/<name> or path/to/model.safetensors")
     stylize.add_argument("input")
     stylize.add_argument("-o", "--output", required=True)
-    stylize.add_argument("--size", type=int, default=None, help="longer side (default: keep)")
+    stylize.add_argument("--size", type=positive_int, default=None, help="longer side (default: keep)")
     stylize.add_argument("--precision", default="fast", choices=PRECISIONS)
 
     video = command("stylize-video", cmd_stylize_video,
@@ -290,8 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--model", required=True, help="style/<name> or path/to/model.safetensors")
     video.add_argument("input")
     video.add_argument("-o", "--output", required=True, help="an .mp4 file")
-    video.add_argument("--size", type=int, default=512, help="longer side of the output frames")
-    video.add_argument("--batch-size", type=int, default=4, help="frames per network call")
+    video.add_argument("--size", type=positive_int, default=512, help="longer side of the output frames")
+    video.add_argument("--batch-size", type=positive_int, default=4, help="frames per network call")
     video.add_argument("--max-seconds", type=float, default=None, help="cut longer inputs here")
     video.add_argument("--precision", default="fast", choices=PRECISIONS)
     video.add_argument("--compile", action="store_true", help="torch.compile first (pays off on long clips)")
@@ -312,8 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", default=None)
 
     bench = command("bench", cmd_bench, "the paper's Table 1 on this device: Gatys vs the feed-forward network")
-    bench.add_argument("--sizes", default="256,512,1024")
-    bench.add_argument("--gatys-iters", default="100,300,500")
+    bench.add_argument("--sizes", type=positive_ints, default="256,512,1024")
+    bench.add_argument("--gatys-iters", type=positive_ints, default="100,300,500")
     bench.add_argument("--gatys-per-iter", type=int, default=None,
                        help="time this many L-BFGS iterations and extrapolate (labelled as such)")
     bench.add_argument("--model", default="style/starry_night")
@@ -385,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
 
             args.runtime = configure(pick_device(args.device))
         args.handler(args)
-    except (PerceptualError, FileNotFoundError) as exc:  # anything else is a bug: keep its traceback
+    except PerceptualError as exc:  # anything else is a bug: keep its traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from .errors import ConfigError
 from .image_io import crop_to_multiple, degrade, load_image, quantize
 from .metrics import Reference
 
@@ -36,10 +37,10 @@ def evaluate_sr(
     """{"dataset", "scale", "protocol", "methods": {name: {"psnr", "ssim", "per_image": {...}}}}."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise FileNotFoundError(f"Benchmark folder not found: {data_dir}")
+        raise ConfigError(f"Benchmark folder not found: {data_dir}")
     files = sorted(p for p in data_dir.iterdir() if p.suffix.lower() in (".png", ".bmp", ".jpg", ".tif"))
     if not files:
-        raise FileNotFoundError(f"No images in {data_dir}")
+        raise ConfigError(f"No images in {data_dir}")
     results = {name: {"per_image": {}} for name in methods}
     for path in files:
         hr = crop_to_multiple(load_image(path), scale)

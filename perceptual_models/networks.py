@@ -15,10 +15,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .errors import ConfigError, refuse_pickle
+from .errors import ConfigError, WeightsUnavailable, refuse_pickle
 from .hub import HubSettings, resolve
 from .image_io import resize, rgb_to_ycbcr, ycbcr_to_rgb
 
@@ -259,12 +260,16 @@ def load_from_files(weights: str | os.PathLike, config_path: str | os.PathLike |
     refuse_pickle(weights)
     config_path = Path(config_path) if config_path else weights.with_suffix(".json")
     if not weights.is_file():
-        raise FileNotFoundError(f"Weights not found: {weights}")
+        raise WeightsUnavailable(f"Weights not found: {weights}")
     if not config_path.is_file():
-        raise FileNotFoundError(f"Config not found next to the weights: {config_path}")
+        raise WeightsUnavailable(f"Config not found next to the weights: {config_path}")
     config = json.loads(config_path.read_text())
     model = build(config)
-    state_dict = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(weights)).items()}
+    try:
+        tensors = load_file(str(weights))
+    except SafetensorError as exc:
+        raise WeightsUnavailable(f"{weights} is not a readable safetensors file ({exc}).") from exc
+    state_dict = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
     model.load_state_dict(state_dict)
     return model.eval(), config
 

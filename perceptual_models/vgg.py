@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from . import hub
@@ -152,9 +152,12 @@ def read_vgg_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str
     refuse_pickle(path)
     if not path.is_file():
         raise LossNetworkUnavailable(f"VGG weights not found: {path}")
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-        state_dict = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            state_dict = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
+    except SafetensorError as exc:
+        raise LossNetworkUnavailable(f"{path} is not a readable safetensors file ({exc}).") from exc
     weight_format = metadata.get("format", "caffe")
     if weight_format not in FORMATS:
         raise LossNetworkUnavailable(f"{path}: unknown weight format {weight_format!r} in metadata.")

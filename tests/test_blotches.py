@@ -1,10 +1,16 @@
 """The blotch measure behind `train.audit`: what it counts and what it must not."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
 from perceptual_models.blotches import find_blotches
 from train.audit import equivalent_iterations
+
+from conftest import REPO
 
 
 def _texture(size: int = 128, seed: int = 0) -> torch.Tensor:
@@ -55,3 +61,16 @@ def test_equivalent_gatys_iterations():
     assert 50 < equivalent_iterations(2.5e5, gatys) < 100
     assert equivalent_iterations(5.0e5, gatys) == 0.0  # worse than 25 iterations
     assert equivalent_iterations(1.0e5, gatys) is None  # better than the last one measured
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "style/no_such_style", "--gatys-photos"], "No weights named 'style/no_such_style'"),
+    (["--model", "sr/x4_pixel", "--gatys-photos"], "sr/x4_pixel is not a style network"),
+    (["--model", "style/wave", "--photos", "MISSING"], "Photo folder not found"),
+    (["--model", "style/wave", "--sizes", "256,x"], "expected comma-separated whole numbers"),
+])
+def test_audit_command_turns_bad_input_into_one_line(tmp_path, args, message):
+    command = [sys.executable, "-m", "train.audit", *[str(tmp_path / "missing") if a == "MISSING" else a for a in args]]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from perceptual_models.errors import PickleRefused
+from perceptual_models.errors import PickleRefused, WeightsUnavailable
 from perceptual_models.image_io import resize
 from perceptual_models.networks import (
     PAPER_TANH_SCALE,
@@ -146,5 +146,9 @@ def test_pickles_and_missing_configs_are_refused(tmp_path):
     net = SRNet(4)
     path = save_pretrained(net, {"architecture": "srnet", "params": {"scale": 4}}, tmp_path / "m")
     path.with_suffix(".json").unlink()
-    with pytest.raises(FileNotFoundError, match="Config not found"):
+    with pytest.raises(WeightsUnavailable, match="Config not found"):
+        from_pretrained(path)
+    path.with_suffix(".json").write_text(json.dumps({"architecture": "srnet", "params": {"scale": 4}}))
+    path.write_bytes(b"not a safetensors file")
+    with pytest.raises(WeightsUnavailable, match="not a readable safetensors file"):
         from_pretrained(path)

@@ -137,7 +137,7 @@ def test_moving_average_decay_out_of_range_is_refused(tiny_photos, tmp_path):
 
 @pytest.mark.parametrize("options, message", [
     (["--scale", "8", "--patch-size", "100"], "--patch-size 100 must be a multiple of the scale 8."),
-    (["--data", "{tmp}/missing"], "Training data folder not found: {tmp}/missing"),
+    (["--data", "{tmp}/missing"], "Photo folder not found: {tmp}/missing"),
     (["--data", "{tmp}"], "No photos found in {tmp}"),
     (["--log-every", "0"], "Log every N >= 1 steps"),
     (["--checkpoint-every", "-1"], "got 10, 200, -1"),

@@ -118,6 +118,9 @@ def test_truncated_weights_file_says_what_is_missing(tmp_path):
     assert load_loss_network(["relu1_2"], weights=shallow)(torch.rand(1, 3, 8, 8))["relu1_2"].shape[1] == 64
     with pytest.raises(LossNetworkUnavailable, match="stop before relu4_3"):
         load_loss_network(["relu4_3"], weights=shallow)
+    shallow.write_bytes(b"not a safetensors file")
+    with pytest.raises(LossNetworkUnavailable, match="not a readable safetensors file"):
+        load_loss_network(["relu1_2"], weights=shallow)
 
 
 def test_fresh_offline_install_uses_the_bundled_vgg16(monkeypatch):

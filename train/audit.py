@@ -22,11 +22,13 @@ import torch
 from PIL import Image
 
 from perceptual_models.blotches import find_blotches
+from perceptual_models.cli import positive_ints
+from perceptual_models.errors import PerceptualError
 from perceptual_models.hub import HubSettings
 from perceptual_models.image_io import load_image, resize_longer_side, to_pil
 from perceptual_models.inference import Runner
 
-from .compare_gatys import compare
+from .compare_gatys import compare, require_style_network
 from .data import find_photos
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,6 +95,7 @@ def audit(model: str, photos: list[Path], sizes: list[int], gatys_photos: list[P
           gatys_iters: list[int], sheet_dir: Path | None, settings: HubSettings,
           style_dir: Path = STYLE_IMAGES) -> dict:
     runner = Runner.load(model, torch.device("cpu"), "fast", settings)
+    require_style_network(runner, model)
     sheet_size = 512 if 512 in sizes else sizes[0]
     rows, sheet = audit_blotches(runner, photos, sizes, sheet_size if sheet_dir else None)
     result = {"model": model, "blotches": summarize(rows), "per_photo": rows}
@@ -112,35 +115,40 @@ def audit(model: str, photos: list[Path], sizes: list[int], gatys_photos: list[P
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m train.audit", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", nargs="+", required=True, help="style/<name> or a model.safetensors path")
     parser.add_argument("--photos", nargs="+", type=Path, default=HELD_OUT, help="folders of held-out photos")
-    parser.add_argument("--sizes", default="256,512,1024")
+    parser.add_argument("--sizes", type=positive_ints, default="256,512,1024")
     parser.add_argument("--gatys-photos", nargs="*", type=Path, default=[BENCHMARK / "Set5"],
                         help="folders for the objective comparison (none: skip it)")
     parser.add_argument("--gatys-count", type=int, default=5, help="use the first N of those photos")
     parser.add_argument("--gatys-size", type=int, default=256)
-    parser.add_argument("--gatys-iters", default="10,25,50,100")
+    parser.add_argument("--gatys-iters", type=positive_ints, default="10,25,50,100")
     parser.add_argument("--style-dir", type=Path, default=STYLE_IMAGES,
                         help="the style images trained on (default: bundled 384 px copies if absent)")
     parser.add_argument("--sheet-dir", type=Path, default=None, help="write a contact sheet per model here")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    try:  # a model, folder or photo we cannot use is a usage error, not a traceback
+        run_audits(args)
+    except PerceptualError as exc:
+        parser.error(str(exc))
 
+
+def run_audits(args: argparse.Namespace) -> None:
     photos = find_photos(args.photos)
     gatys_photos = find_photos(args.gatys_photos)[:args.gatys_count] if args.gatys_photos else []
-    sizes = [int(s) for s in args.sizes.split(",")]
     results, settings = [], HubSettings.from_env()
     for model in args.model:
-        result = audit(model, photos, sizes, gatys_photos, args.gatys_size,
-                       [int(i) for i in args.gatys_iters.split(",")], args.sheet_dir, settings,
-                       args.style_dir)
+        result = audit(model, photos, args.sizes, gatys_photos, args.gatys_size, args.gatys_iters, args.sheet_dir,
+                       settings, args.style_dir)
         results.append(result)
         summary = result["blotches"]
         line = (f"{model}: blotches max {100 * summary['max_share']:.2f}% ({summary['worst']}), "
                 f"mean {100 * summary['mean_share']:.3f}%, {summary['over_limit']}/{summary['cases']} over 0.1%")
         if "objective" in result:
-            equivalent, counts = result["objective"]["equivalent_gatys_iterations"], args.gatys_iters.split(",")
+            equivalent, counts = result["objective"]["equivalent_gatys_iterations"], args.gatys_iters
             line += "; one pass = " + (f"more than {counts[-1]}" if equivalent is None
                                        else f"fewer than {counts[0]}" if equivalent == 0
                                        else f"{equivalent:.0f}") + " L-BFGS iterations"

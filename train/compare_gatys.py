@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 
 from perceptual_models import hub
+from perceptual_models.cli import positive_int, positive_ints
+from perceptual_models.errors import ConfigError, PerceptualError
 from perceptual_models.gatys import GatysSettings, run
 from perceptual_models.image_io import load_image, resize_longer_side
 from perceptual_models.inference import Runner
@@ -28,14 +30,21 @@ def score(objective: PerceptualLoss, image: torch.Tensor, targets: Targets) -> d
         return {k: float(v) for k, v in objective(image, targets).items()}
 
 
+def require_style_network(runner: Runner, model: str) -> None:
+    """The objective comparison and the audit score a style network against its own style image."""
+    if runner.config["architecture"] != "transformer":
+        raise ConfigError(f"{model} is not a style network (style/NAME or a style model file).")
+
+
 def compare(model: str, images: list[Path], size: int, iterations: list[int], init: str,
             settings: hub.HubSettings, style_path: Path | None = None) -> dict:
     runner = Runner.load(model, torch.device("cpu"), "exact", settings)
+    require_style_network(runner, model)
     task = runner.config["task"]
     if style_path is None:
         found = hub.resolve_style_image(Path(task['style_image']).stem, settings)
         if found is None:
-            raise FileNotFoundError(f"No style image for {model}; pass --style")
+            raise ConfigError(f"No style image found for {model}; pass --style.")
         style_path = found[0]
     style = resize_longer_side(load_image(style_path), task.get("style_size", 512))
     trained_on = StyleObjective.from_dict(task)
@@ -58,17 +67,21 @@ def compare(model: str, images: list[Path], size: int, iterations: list[int], in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m train.compare_gatys", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True)
     parser.add_argument("--images", nargs="+", type=Path, required=True)
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--iters", default="50,100,300")
+    parser.add_argument("--size", type=positive_int, default=256)
+    parser.add_argument("--iters", type=positive_ints, default="50,100,300")
     parser.add_argument("--init", default="content", choices=["content", "noise"])
     parser.add_argument("--style", type=Path, default=None, help="the style image trained on (default: bundled copy)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    result = compare(args.model, args.images, args.size, [int(i) for i in args.iters.split(",")], args.init,
-                     hub.HubSettings.from_env(), args.style)
+    try:  # a model or image we cannot use is a usage error, not a traceback
+        result = compare(args.model, args.images, args.size, args.iters, args.init, hub.HubSettings.from_env(),
+                         args.style)
+    except PerceptualError as exc:
+        parser.error(str(exc))
     print(f"{args.model} at {args.size} px, mean over {len(args.images)} images (Gatys init: {args.init})")
     print(f"{'':<14}{'total':>12}{'content':>12}{'style':>12}")
     for name, values in result["mean"].items():

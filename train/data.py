@@ -25,7 +25,7 @@ def find_photos(folders: Sequence[str | Path]) -> list[Path]:
     for folder in folders:
         folder = Path(folder)
         if not folder.is_dir():
-            raise ConfigError(f"Training data folder not found: {folder}")
+            raise ConfigError(f"Photo folder not found: {folder}")
         photos += [p for p in folder.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES]
     if not photos:
         raise ConfigError(f"No photos found in {', '.join(map(str, folders))}")
