@@ -98,7 +98,7 @@ def test_upscale_refuses_a_model_of_another_scale(models, odd_image, tmp_path):
         (["upscale", "--method", "pixel", "FOUR", "-o", "OUT"], "only 4x4 pixels; at least 8"),
         (["stylize", "--model", "MODEL", "--size", "4", "IMAGE", "-o", "OUT"], "At --size 4 the image is only 4x"),
         (["bench", "--sizes", "256,x"], "expected comma-separated whole numbers such as 256,512, got '256,x'"),
-        (["stylize-video", "--style", "wave", "--batch-size", "0", "IMAGE", "-o", "OUT"], "at least 1, got '0'"),
+        (["stylize-video", "--model", "MODEL", "--batch-size", "0", "IMAGE", "-o", "OUT"], "at least 1, got '0'"),
         (["hub", "export", "MODEL", "--name", "style/x", "--to", "OUT_DIR", "--evaluation", "28 dB"],
          "--evaluation takes KEY=VALUE, got '28 dB'"),
         (["hub", "export-vgg", "VGG", "--to", "OUT_DIR", "--through", "relu9_9"], "Unknown VGG layer(s) ['relu9_9']"),
