@@ -171,6 +171,29 @@ def test_time_budget_saves_and_stops(tiny_photos, tmp_path, capsys):
     assert "--max-minutes reached at step 1" in captured.out + captured.err
 
 
+def test_resuming_with_another_network_is_a_usage_error(tiny_photos, tmp_path, capsys):
+    options = ["style", "--style", str(STYLES / "wave.jpg"), "--data", str(tiny_photos), "--run-dir", str(tmp_path),
+               "--iterations", "1", "--image-size", "32", "--style-size", "64", "--threads", "1", "--val-every", "0",
+               "--vgg-weights", str(VGG_FILE)]
+    train_main(options)
+    with pytest.raises(SystemExit) as exit_info:
+        train_main([*options, "--iterations", "2", "--resume", "--norm", "instance"])  # the last one counts
+    assert exit_info.value.code == 2
+    assert "is of another network: norm 'batch' (now 'instance')" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--threads", "-1"], "--threads must be at least 0, got -1"),
+    (["--lr", "-0.1"], "--lr must be above 0, got -0.1"),
+    (["--iterations", "0"], "--iterations must be at least 1, got 0"),
+])
+def test_out_of_range_loop_settings_are_usage_errors(tmp_path, capsys, option, message):
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(["sr", "--run-dir", str(tmp_path / "run"), *option])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_checkpoint_every_zero_saves_only_at_the_end(tiny_photos, tmp_path):
     task = SuperResolutionTask(scale=4, loss="pixel", patch_size=32)
     train(task, _settings(tiny_photos, tmp_path / "end", iterations=3, checkpoint_every=0, val_every=0))

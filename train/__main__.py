@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> None:
             val_every=args.val_every, val_image=args.val_image, checkpoint_every=args.checkpoint_every,
             max_minutes=args.max_minutes, stop_file=args.stop_file, resume=args.resume,
             extra={"note": args.note} if args.note else {},
+            # torchrun's description of this process (absent: a single process)
+            world_size=int(os.environ.get("WORLD_SIZE", "1")), rank=int(os.environ.get("RANK", "0")),
+            local_rank=int(os.environ.get("LOCAL_RANK", "0")),
         ))
     except PerceptualError as exc:  # also an unreadable --style image or --val-image
         parser.error(str(exc))

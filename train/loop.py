@@ -13,7 +13,6 @@ import copy
 import csv
 import json
 import math
-import os
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from tqdm import tqdm
 
 from perceptual_models.errors import ConfigError
 from perceptual_models.image_io import crop_to_multiple, load_image, resize_longer_side, save_image
+from perceptual_models.inference import pick_device
 from perceptual_models.networks import build, save_pretrained
 from perceptual_models.runtime import configure
 
@@ -64,23 +64,21 @@ class LoopSettings:
     stop_file: Path | None = None  # when this file appears, save and stop as if out of time (the app's Stop)
     resume: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # This process's place in a torchrun launch (`python -m train` reads WORLD_SIZE, RANK, LOCAL_RANK).
+    world_size: int = 1
+    rank: int = 0
+    local_rank: int = 0
 
 
-def _setup_distributed(device: str) -> tuple[int, int, torch.device]:
-    """(rank, world size, device); starts a process group when launched by torchrun."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local_rank)
-        torch_device = torch.device("cuda", local_rank)
-    else:
-        torch_device = torch.device(device)
-    if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch_device.type == "cuda" else "gloo")
-    return rank, world_size, torch_device
+def _setup_distributed(settings: LoopSettings) -> torch.device:
+    """This process's device; starts the process group of a torchrun launch."""
+    device = pick_device(settings.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(settings.local_rank)
+        device = torch.device("cuda", settings.local_rank)
+    if settings.world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
 
 
 def _git_commit() -> str:
@@ -109,6 +107,19 @@ def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
     tmp.replace(run_dir / "checkpoint.safetensors")
     meta = {**state, "param_groups": optim_state["param_groups"]}
     (run_dir / "checkpoint.json").write_text(json.dumps(meta, indent=2))
+
+
+def check_same_network(run_dir: Path, architecture: dict) -> None:
+    """Refuse to resume a checkpoint of another network (other --norm, --upsample, scale...) with a
+    message, not a state-dict error. Settings an older checkpoint did not record are not compared."""
+    saved = json.loads((run_dir / "checkpoint.json").read_text())
+    differs = {name: (saved["params"][name], value) for name, value in architecture["params"].items()
+               if name in saved.get("params", {}) and saved["params"][name] != value}
+    if saved.get("architecture") != architecture["architecture"] or differs:
+        what = ", ".join(f"{name} {old!r} (now {new!r})" for name, (old, new) in differs.items()) or (
+            f"architecture {saved.get('architecture')!r} (now {architecture['architecture']!r})")
+        raise ConfigError(f"The checkpoint in {run_dir} is of another network: {what}. Resume with the options "
+                          "it was trained with, or use a new --run-dir.")
 
 
 def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -207,7 +218,12 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
     if settings.log_every < 1 or settings.val_every < 0 or settings.checkpoint_every < 0:
         raise ConfigError(f"Log every N >= 1 steps, validate and checkpoint every N >= 0 (0: never, or only "
                           f"at the end); got {settings.log_every}, {settings.val_every}, {settings.checkpoint_every}.")
-    rank, world_size, device = _setup_distributed(settings.device)
+    for name, low in (("iterations", 1), ("batch_size", 1), ("threads", 0)):
+        if getattr(settings, name) < low:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(settings, name)}.")
+    if not settings.lr > 0:
+        raise ConfigError(f"--lr must be above 0, got {settings.lr}.")
+    rank, world_size, device = settings.rank, settings.world_size, _setup_distributed(settings)
     # The process-wide set-up of a training run: threads, flushed denormals, cuDNN autotuning on CUDA;
     # glibc's allocator as it is (the fast path's setting is for serving).
     configure(device, settings.threads or None, keep_freed_memory=False, flush_denormal=True)
@@ -231,6 +247,7 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
 
     start_step, seconds_before = 0, 0.0
     if settings.resume and (run_dir / "checkpoint.safetensors").is_file():
+        check_same_network(run_dir, architecture)
         meta = load_checkpoint(run_dir, model, optimizer, average)
         start_step, seconds_before = meta["step"], meta["seconds"]
         averaged_steps = meta.get("averaged_steps", 0) if average is not None else 0
