@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 import threading
-from pathlib import Path
 
 import matplotlib
 
@@ -28,6 +27,7 @@ from demo.ui import build_demo, launch_options
 from demo.widgets import HERE
 from perceptual_models.hub import HubSettings
 from perceptual_models.runtime import configure
+from train.data import folder_list
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     env = os.environ.get
     host = args.host or env("GRADIO_SERVER_NAME") or ("0.0.0.0" if env("SPACE_ID") else None)
     compile_networks = env("PERCEPTUAL_COMPILE", "1") != "0" and not ZERO_GPU  # no torch.compile on ZeroGPU
-    train_data = [Path(p) for p in env("PERCEPTUAL_TRAIN_DATA", "").split(os.pathsep) if p] or [HERE / "examples"]
+    train_data = folder_list(env("PERCEPTUAL_TRAIN_DATA", "")) or [HERE / "examples"]
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("perceptual_losses").setLevel(logging.INFO)  # ours only: httpx logs every request at INFO
 

@@ -1,5 +1,6 @@
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -192,6 +193,14 @@ def test_out_of_range_loop_settings_are_usage_errors(tmp_path, capsys, option, m
     with pytest.raises(SystemExit) as exit_info:
         train_main(["sr", "--run-dir", str(tmp_path / "run"), *option])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_training_photos_from_the_environment_are_a_folder_list(tiny_photos, tmp_path):
+    """PERCEPTUAL_TRAIN_DATA holds folders separated by os.pathsep, for the trainer as for the app."""
+    env = {**os.environ, "PERCEPTUAL_TRAIN_DATA": os.pathsep.join([str(tiny_photos), str(tmp_path / "missing")])}
+    result = subprocess.run([sys.executable, "-m", "train", "sr", "--run-dir", str(tmp_path / "run"), "--iterations", "1"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2 and f"Photo folder not found: {tmp_path / 'missing'}" in result.stderr
 
 
 def test_checkpoint_every_zero_saves_only_at_the_end(tiny_photos, tmp_path):

@@ -5,7 +5,7 @@
     python -m train srcnn --scale 4 --run-dir runs/srcnn_x4
     torchrun --nproc_per_node 2 -m train style ...      (DistributedDataParallel)
 
-Training photos default to $PERCEPTUAL_TRAIN_DATA or ../shared/data/train beside the repo.
+Training photos default to $PERCEPTUAL_TRAIN_DATA (folders separated by ":") or ../shared/data/train beside the repo.
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ from perceptual_models.inference import SR_SCALES
 from perceptual_models.losses import StyleObjective
 from perceptual_models.networks import NORMS, UPSAMPLES
 
+from .data import folder_list
 from .loop import LoopSettings, train
 from .tasks import StyleTask, SuperResolutionTask
 
-DEFAULT_DATA = os.environ.get(
-    "PERCEPTUAL_TRAIN_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data" / "train")
-)
+DEFAULT_DATA = folder_list(os.environ.get("PERCEPTUAL_TRAIN_DATA", "")) or [
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "train"]
 
 
 def _common(parser: argparse.ArgumentParser, iterations: int, batch_size: int, lr: float, ema_decay: float) -> None:
-    parser.add_argument("--data", nargs="+", default=[DEFAULT_DATA], help="folder(s) of training photos")
+    parser.add_argument("--data", nargs="+", default=DEFAULT_DATA, help="folder(s) of training photos")
     parser.add_argument("--run-dir", type=Path, required=True, help="where checkpoints, logs and the model go")
     parser.add_argument("--iterations", type=int, default=iterations)
     parser.add_argument("--batch-size", type=int, default=batch_size, help="per process")

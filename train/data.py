@@ -7,6 +7,7 @@ torchrun every process sees a different share of the photos each epoch.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,11 @@ from perceptual_models.errors import ConfigError, ImageError
 from perceptual_models.image_io import load_image, resize
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+def folder_list(value: str) -> list[Path]:
+    """PERCEPTUAL_TRAIN_DATA's form, for the trainer and the app alike: folders separated by os.pathsep."""
+    return [Path(part) for part in value.split(os.pathsep) if part]
 
 
 def find_photos(folders: Sequence[str | Path]) -> list[Path]:
