@@ -136,7 +136,6 @@ class PerceptualLoss(nn.Module):
         style_weight: float = 0.0,
         tv_weight: float = 0.0,
         pixel_weight: float = 0.0,
-        style_layer_weights: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         weights = {"content": content_weight, "style": style_weight, "tv": tv_weight, "pixel": pixel_weight}
@@ -151,13 +150,8 @@ class PerceptualLoss(nn.Module):
             raise ConfigError("Feature and style losses need a loss network.")
         if network is not None and (self.content_layers or self.style_layers):
             check_layers((*self.content_layers, *self.style_layers), network.arch, network)
-        if style_layer_weights is None:
-            style_layer_weights = [1.0] * len(self.style_layers)
-        if style_weight and len(style_layer_weights) != len(self.style_layers):
-            raise ConfigError("Give one style layer weight per style layer.")
         self.network = network
         self.weights = weights
-        self.style_layer_weights = dict(zip(self.style_layers, style_layer_weights))
         self.style_grams: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
@@ -187,11 +181,8 @@ class PerceptualLoss(nn.Module):
             if self.style_layers:
                 if not self.style_grams:
                     raise RuntimeError("Call set_style(style_image) before computing the style loss.")
-                for layer in self.style_layers:
-                    gram = gram_matrix(features[layer])
-                    terms["style"] = terms["style"] + self.style_layer_weights[layer] * style_loss(
-                        gram, self.style_grams[layer]
-                    )
+                for layer in self.style_layers:  # the paper's sum over layers, each weighted 1
+                    terms["style"] = terms["style"] + style_loss(gram_matrix(features[layer]), self.style_grams[layer])
         if self.weights["tv"]:
             terms["tv"] = tv_loss(output)
         if self.weights["pixel"]:

@@ -73,7 +73,7 @@ class StyleTask:
 class SuperResolutionTask:
     """x4/x8 super-resolution: input = degraded patch, target = the original patch.
 
-    loss "pixel" is the paper's l_pixel; "feat" is l_feat (relu2_2). `architecture` "srcnn" gives
+    loss "pixel" is the paper's l_pixel; "feat" is l_feat (relu2_2). `arch` "srcnn" gives
     the SRCNN-style baseline trained per-pixel on the same data and degradation.
     """
 
