@@ -11,7 +11,6 @@ resolver (`perceptual_models.hub`, origin "trained here") and the style lists fi
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ from perceptual_models.image_io import load_image, resize_longer_side, to_pil
 from perceptual_models.inference import style_model_name
 from perceptual_models.losses import StyleObjective
 from perceptual_models.publish import export_model
+from train.loop import read_log
 from train.tasks import StyleTask
 
 from .services import UserError
@@ -160,13 +160,13 @@ class TrainingJobs:
 
     def step(self, name: str) -> int:
         """The last logged step of job `name` (0 before the first log row)."""
-        rows = _read_rows(self.jobs_dir / name / "log.csv")
+        rows = read_log(self.jobs_dir / name / "log.csv")
         return int(rows[-1]["step"]) if rows else 0
 
     def progress(self, name: str) -> JobProgress:
         job = self.job(name)
         run_dir = self.jobs_dir / name
-        rows = _read_rows(run_dir / "log.csv")
+        rows = read_log(run_dir / "log.csv")
         budget = self.budgets.get(job.budget)
         iterations = budget.iterations if budget else 0
         step, seconds = (int(rows[-1]["step"]), rows[-1]["seconds"]) if rows else (0, 0.0)
@@ -328,16 +328,3 @@ def _read_objective(run_dir: Path) -> StyleObjective | None:
         return StyleObjective.from_dict(json.loads((run_dir / "run.json").read_text())["task"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def _read_rows(path: Path) -> list[dict[str, float]]:
-    if not path.is_file():
-        return []
-    with path.open(newline="") as f:
-        rows = []
-        for row in csv.DictReader(f):
-            try:
-                rows.append({key: float(value) for key, value in row.items()})
-            except (TypeError, ValueError):
-                break  # a row the loop is writing right now
-        return rows

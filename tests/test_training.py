@@ -15,7 +15,7 @@ from perceptual_models.image_io import load_image, resize_longer_side, save_imag
 from perceptual_models.losses import StyleObjective
 from perceptual_models.networks import from_pretrained
 from train.__main__ import main as train_main
-from train.loop import LoopSettings, train, update_average
+from train.loop import LoopSettings, read_log, train, update_average
 from train.tasks import StyleTask, SuperResolutionTask
 
 from conftest import REPO, STYLES, TRAIN_DATA, VGG_FILE
@@ -201,6 +201,15 @@ def test_training_photos_from_the_environment_are_a_folder_list(tiny_photos, tmp
     result = subprocess.run([sys.executable, "-m", "train", "sr", "--run-dir", str(tmp_path / "run"), "--iterations", "1"],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 2 and f"Photo folder not found: {tmp_path / 'missing'}" in result.stderr
+
+
+def test_the_log_reads_up_to_a_row_cut_short(tmp_path):
+    """The app follows a log.csv while the loop appends to it; a resume keeps the rows up to its checkpoint."""
+    log = tmp_path / "log.csv"
+    log.write_text("step,total,content,style,tv,pixel,seconds\n1,5,4,3,2,0,0.5\n2,4,3,2,1,0,1.0\n3,3,2")
+    assert [row["step"] for row in read_log(log)] == [1, 2]
+    assert [row["total"] for row in read_log(log, up_to_step=1)] == [5]
+    assert read_log(tmp_path / "none.csv") == []
 
 
 def test_checkpoint_every_zero_saves_only_at_the_end(tiny_photos, tmp_path):

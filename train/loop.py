@@ -142,12 +142,22 @@ def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
     return meta
 
 
-def _read_log(path: Path, up_to_step: int) -> list[dict[str, float]]:
+def read_log(path: Path, up_to_step: float = math.inf) -> list[dict[str, float]]:
+    """The rows of a run's log.csv up to `up_to_step`, while it is being written too (the app follows a
+    job this way): a row cut short by the writer, or by a killed run, ends the list."""
     if not path.is_file():
         return []
-    with path.open() as f:
-        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-    return [row for row in rows if row["step"] <= up_to_step]
+    rows = []
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                values = {key: float(value) for key, value in row.items()}
+            except (TypeError, ValueError):
+                break
+            if values["step"] > up_to_step:
+                break
+            rows.append(values)
+    return rows
 
 
 def _write_log(path: Path, rows: list[dict[str, float]], append: bool = False) -> None:
@@ -252,7 +262,7 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
         start_step, seconds_before = meta["step"], meta["seconds"]
         averaged_steps = meta.get("averaged_steps", 0) if average is not None else 0
     kept = average if average is not None else model  # what validation renders and the run saves
-    rows = _read_log(run_dir / "log.csv", start_step) if settings.resume else []
+    rows = read_log(run_dir / "log.csv", start_step) if settings.resume else []
     if rank == 0:
         _write_log(run_dir / "log.csv", rows)  # without the rows of steps after the checkpoint
 
