@@ -36,7 +36,6 @@ from .services import UserError
 log = logging.getLogger("perceptual_losses.training")
 REPO = Path(__file__).resolve().parents[1]
 STYLE_MIN_SIDE = 64  # a style image smaller than this has no strokes to learn
-STYLE_SIDE = 512  # the style image is kept at this longer side (the trainer's --style-size)
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_]{0,39}")
 ACTIVE = ("queued", "running")
 VALIDATION_PHOTO = REPO / "demo" / "examples" / "chelsea.jpg"  # the photo a class watches take on the style
@@ -198,7 +197,7 @@ class TrainingJobs:
                 raise UserError(f"The name {name!r} is taken; choose another one.")
             run_dir = self.jobs_dir / name
             run_dir.mkdir(parents=True)
-            to_pil(resize_longer_side(image, STYLE_SIDE)).save(run_dir / f"{name}.jpg", quality=95)
+            to_pil(resize_longer_side(image, StyleTask.style_size)).save(run_dir / f"{name}.jpg", quality=95)
             job = Job(name, budget, strength)
             self._save(job)
             self._wake.notify_all()
@@ -235,7 +234,7 @@ class TrainingJobs:
         return [
             sys.executable, "-m", "train", "style", "--style", str(run_dir / f"{job.name}.jpg"), "--run-dir", str(run_dir),
             "--data", *map(str, self.data), "--iterations", str(budget.iterations),
-            "--image-size", str(budget.image_size), "--style-size", str(STYLE_SIDE),
+            "--image-size", str(budget.image_size), "--style-size", str(StyleTask.style_size),
             "--style-balance", str(style_balance(job.strength)),
             "--max-minutes", str(budget.max_minutes), "--device", self.device,
             "--amp", budget.amp if self.device == "cpu" else "auto", "--threads", str(self.threads),

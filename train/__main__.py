@@ -23,7 +23,7 @@ from perceptual_models.networks import NORMS, UPSAMPLES
 
 from .data import folder_list
 from .loop import LoopSettings, train
-from .tasks import StyleTask, SuperResolutionTask
+from .tasks import STYLE_ITERATIONS, StyleTask, SuperResolutionTask
 
 DEFAULT_DATA = folder_list(os.environ.get("PERCEPTUAL_TRAIN_DATA", "")) or [
     Path(__file__).resolve().parents[2] / "shared" / "data" / "train"]
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     style = commands.add_parser("style", help="feed-forward style transfer network")
     # Style: averaged weights, measured on udnie (CPU, 128 px): the mean of the weights of steps 2100-2400 scored
     # 8.1e4 on Set5 at 256 px, step 2400's 9.4e4; the last step's weights rise and fall (8.6e4, 7.6e4, 8.5e4 at 2800-3500).
-    _common(style, iterations=40000, batch_size=4, lr=1e-3, ema_decay=0.999)
+    _common(style, iterations=STYLE_ITERATIONS, batch_size=4, lr=1e-3, ema_decay=0.999)
     style.add_argument("--style", required=True, help="style image")
     style.add_argument("--image-size", type=int, default=StyleTask.image_size, help="training crop size (paper: 256)")
     style.add_argument("--style-size", type=int, default=StyleTask.style_size, help="longer side of the style image")

@@ -24,6 +24,8 @@ from perceptual_models.inference import Runner
 from perceptual_models.losses import PerceptualLoss, StyleObjective, Targets
 from perceptual_models.vgg import load_loss_network
 
+from .tasks import StyleTask
+
 
 def score(objective: PerceptualLoss, image: torch.Tensor, targets: Targets) -> dict[str, float]:
     with torch.no_grad():
@@ -46,7 +48,7 @@ def compare(model: str, images: list[Path], size: int, iterations: list[int], in
         if found is None:
             raise ConfigError(f"No style image found for {model}; pass --style.")
         style_path = found[0]
-    style = resize_longer_side(load_image(style_path), task.get("style_size", 512))
+    style = resize_longer_side(load_image(style_path), task.get("style_size", StyleTask.style_size))
     trained_on = StyleObjective.from_dict(task)
     network = load_loss_network(trained_on.layers, settings=settings)
     objective = trained_on.make_loss(network)

@@ -35,6 +35,8 @@ from perceptual_models.hub import BUNDLED_DIR
 from perceptual_models.inference import style_model_name
 from perceptual_models.publish import STYLE_SOURCES, export_model, prepare_repo
 
+from .tasks import STYLE_ITERATIONS, StyleTask
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -132,9 +134,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--styles", nargs="+", default=sorted(STYLE_SOURCES))
     parser.add_argument("--out", default=None, help="where the tars and summary.json go ($OUT on the device)")
     parser.add_argument("--work", default=None, help="run folders (default: a temporary folder)")
-    parser.add_argument("--iterations", type=int, default=40000, help="upper bound; --minutes usually ends first")
+    parser.add_argument("--iterations", type=int, default=STYLE_ITERATIONS, help="upper bound; --minutes usually ends first")
     parser.add_argument("--minutes", type=float, default=8.0, help="training time of all styles together")
-    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--image-size", type=int, default=StyleTask.image_size)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--unpack", nargs="+", type=Path, default=None, help="style_<name>.tar files to bundle")
     parser.add_argument("--to", type=Path, default=REPO / "perceptual_models" / "weights")

@@ -16,6 +16,8 @@ from perceptual_models.losses import PerceptualLoss, StyleObjective
 from perceptual_models.networks import PAPER_TANH_SCALE
 from perceptual_models.vgg import load_loss_network
 
+STYLE_ITERATIONS = 40_000  # the paper's style networks: 40k iterations of batch 4 at 256 px
+
 
 @dataclass
 class StyleTask:
