@@ -78,7 +78,7 @@ class HubSettings:
             local_dir=Path(env(LOCAL_DIR_ENV)) if env(LOCAL_DIR_ENV) else None,
             user_dir=Path(env(USER_DIR_ENV) or default_user_dir()),
             offline=env("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"),
-            endpoint=(env("HF_ENDPOINT") or "https://huggingface.co").rstrip("/"),
+            endpoint=(env("HF_ENDPOINT") or cls.endpoint).rstrip("/"),
             cache_dir=Path(env("HF_HUB_CACHE")) if env("HF_HUB_CACHE") else (
                 Path(hf_home) / "hub" if hf_home else None),
             vgg_weights=Path(env(VGG_WEIGHTS_ENV)) if env(VGG_WEIGHTS_ENV) else None,

@@ -138,7 +138,7 @@ class Runner:
         model, config = from_pretrained(name_or_path, settings)
         return cls(model, config, device, precision)
 
-    def compile(self, warmup_sizes: tuple[tuple[int, int], ...] = ((64, 64), (63, 65))) -> None:
+    def compile(self) -> None:
         """Compile for dynamic sizes (tens of seconds on a CPU the first time), then use it.
 
         The warm-up sizes cover both branches of the networks' size handling (multiple of 4 or not).
@@ -146,7 +146,7 @@ class Runner:
         if self.precision != "fast" or self.compiled:
             return
         compiled = _compiled_call()
-        for height, width in warmup_sizes:
+        for height, width in ((64, 64), (63, 65)):
             # Made inside inference_mode like every real input: a tensor from outside carries another
             # dispatch key, the graph guards on it, and each first real call recompiled (seconds).
             with torch.inference_mode(), self._autocast():
