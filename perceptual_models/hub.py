@@ -23,13 +23,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import IntegrityError, PickleRefused, WeightsUnavailable
+from .errors import ConfigError, IntegrityError, PickleRefused, WeightsUnavailable
 
 LOCAL_DIR_ENV = "PERCEPTUAL_WEIGHTS_DIR"
 VGG_WEIGHTS_ENV = "PERCEPTUAL_VGG_WEIGHTS"
@@ -208,8 +209,20 @@ def _from_hub(name: str, settings: HubSettings) -> Resolved | None:
 # --- resolution ----------------------------------------------------------------------------
 
 
+NAME_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def check_name(name: str) -> None:
+    """Model and style names (`style/udnie`, `udnie`) are joined to folders and URLs: plain parts only, so
+    that a name typed into the app can never reach a file outside them (`../../etc/x`)."""
+    if not all(NAME_PART.fullmatch(part) for part in name.split("/")):
+        raise ConfigError(f"{name!r} is not a model or style name (letters, digits, '_', '-' and '.', "
+                          "parts separated by '/').")
+
+
 def resolve(name: str, settings: HubSettings) -> Resolved:
     """Find `name` in the resolution order of the module docstring (local folder, trained here, Hub, bundled)."""
+    check_name(name)
     tried = []
     local = settings.local_dir
     if local:
@@ -240,6 +253,7 @@ def style_image_file(style: str) -> str:
 
 def resolve_style_image(style: str, settings: HubSettings) -> tuple[Path, str] | None:
     """The painting a style network was trained on, looked up in the weights' order; None if absent."""
+    check_name(style)
     relative = style_image_file(style)
     local = settings.local_dir
     if local and (local / relative).is_file():

@@ -77,6 +77,13 @@ def test_gatys_streams_progress_and_reports_the_speedup(client):
     assert float(gatys["seconds"]) / float(network_seconds) == pytest.approx(int(speedup), rel=0.1, abs=1)
 
 
+def test_a_typed_style_name_cannot_reach_other_files(client):
+    """The style box takes typed values, and names are joined to folders: a path is refused in words."""
+    with pytest.raises(AppError, match="is not a model or style name"):
+        client.submit(handle_file(str(EXAMPLE)), "../../../demo/examples/chelsea", None, 128, 10,
+                      api_name="/gatys").result()
+
+
 def test_upscale_compares_every_method_with_metrics(client):
     results, crops, metrics, note = client.predict(handle_file(str(EXAMPLE)), "hr", "x4", "bicubic", 0.5, 0.5,
                                                    True, api_name="/upscale")

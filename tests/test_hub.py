@@ -68,6 +68,17 @@ def test_a_model_name_needs_settings_to_be_looked_up(bundled):
     assert from_pretrained("style/a", hub.HubSettings(offline=True))[1]["origin"] == "bundled"
 
 
+@pytest.mark.parametrize("name", ["style/../../demo/examples/x", "../x", "style//x", "/etc/x", "style/.hidden"])
+def test_a_name_that_is_a_path_is_refused(name):
+    """Names typed into the app are joined to folders: none may lead out of them."""
+    settings = hub.HubSettings(offline=True)
+    with pytest.raises(ConfigError, match="is not a model or style name"):
+        hub.resolve(name, settings)
+    with pytest.raises(ConfigError, match="is not a model or style name"):
+        hub.resolve_style_image(name, settings)
+    assert hub.resolve_style_image("starry_night", settings)[1] == "bundled"
+
+
 def _same_weights(path_a, path_b) -> bool:
     a, _ = from_pretrained(path_a)
     b, _ = from_pretrained(path_b)
