@@ -109,16 +109,26 @@ def build_style_tab(services: Services) -> StyleTab:
             yield gr.skip(), stopped, gr.skip(), gr.skip(), gr.skip()
 
     def on_click(request: gr.Request):
-        """Runs at once, before the optimization waits for its turn: Stop works while it is queued."""
-        stop_requests[request.session_hash] = threading.Event()
+        """Runs at once, before the optimization waits for its turn: Stop works while it is queued.
+        A second click while one is pending or running keeps its flag (Gradio runs the optimization
+        once), so Stop still reaches the run on screen."""
+        current = stop_requests.get(request.session_hash)
+        if current is None or current.is_set():
+            stop_requests[request.session_hash] = threading.Event()
 
     def on_stop(request: gr.Request):
         stop = stop_requests.get(request.session_hash)
         if stop is not None:
             stop.set()
 
+    @user_errors
     def on_pick_style(event: gr.SelectData):
-        return style_thumbnails(services)[event.index][1]  # the gallery shows only styles that have an image
+        """The clicked thumbnail's caption, not its index: a page opened before a style was trained
+        here has an older list, where the same index is another style."""
+        name = event.value.get("caption") if isinstance(event.value, dict) else None
+        if name not in services.style_names():
+            raise UserError(f"The style {name!r} is not available any more; reload the page.")
+        return name
 
     with gr.Tab("Style transfer", id="style") as tab:
         timings = gr.State({})

@@ -44,6 +44,19 @@ def _image_size(page: Page, selector: str) -> tuple[int, int]:
     return tuple(page.locator(selector).evaluate("img => [img.naturalWidth, img.naturalHeight]"))
 
 
+def test_a_thumbnail_picks_its_own_style(page):
+    """By its caption (a page opened before a style was trained here has an older list than the server)."""
+    thumbnails = page.locator("#style-gallery img")
+    captions = page.locator("#style-gallery .caption-label, #style-gallery figcaption")
+    for index in (2, 0):
+        thumbnails.nth(index).click()
+        expected = captions.nth(index).inner_text() if captions.count() else None
+        page.wait_for_timeout(800)
+        picked = page.locator("#style-choice input").input_value()
+        assert picked == expected, (index, picked, expected)
+    expect(page.locator(ERROR_BADGES)).to_have_count(0)
+
+
 def test_feedforward_stylisation_renders_at_the_right_size(page, shots):
     _upload(page, "#content-image", EXAMPLE)
     page.locator("#run-feedforward").click()
@@ -83,6 +96,7 @@ def test_gatys_streams_and_stop_keeps_the_last_image(page, browser_context, shot
     expect(status).not_to_have_text(first, timeout=60_000)  # intermediate results keep arriving
     expect(page.locator("#gatys-output img")).to_be_visible()
     page.screenshot(path=str(shots / "gatys_running.png"), full_page=True)
+    page.locator("#run-gatys").click()  # a second click while it runs must not take Stop away from it
     # A second visitor's optimization waits for this one (one at a time); its Stop works while it waits.
     other = browser_context.new_page()
     other.goto(page.url)
