@@ -92,7 +92,7 @@ def build_sr_tab(services: Services) -> None:
                                 elem_id="sr-metrics")
     run_sr.click(on_upscale, [sr_input, kind, scale, degradation, zoom_x, zoom_y, auto_zoom],
                  [sr_gallery, sr_crops, sr_table, sr_note], api_name="upscale",
-                 concurrency_limit=2, concurrency_id="feedforward")
+                 concurrency_limit=2, concurrency_id="super-resolution")  # seconds each: not in the way of /stylize
 
 
 def sr_outputs(comparison: SRComparison, scale: int, centre: tuple[float, float] | None, note: str):

@@ -379,8 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     space_commands = space.add_subparsers(dest="space_command", required=True, metavar="space_command")
     deploy = space_commands.add_parser("deploy", help="create the Space and upload the app with its weights",
                                        description="Create the Space (unless it exists) and upload app.py, "
-                                                   "demo/, perceptual_models/ with the bundled weights, "
-                                                   "requirements.txt, README.md and NOTICE.")
+                                                   "demo/, perceptual_models/ with the bundled weights, train/ "
+                                                   "(the training tab), requirements.txt, README.md and NOTICE.")
     deploy.set_defaults(handler=cmd_space)
     deploy.add_argument("--repo", required=True, help="the Space's id, USER/NAME")
     deploy.add_argument("--private", action="store_true", help="make the Space private (when creating it)")

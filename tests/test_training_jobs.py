@@ -158,6 +158,10 @@ def test_train_style_through_the_api_adds_a_style_that_stylize_accepts(tmp_path,
     services.load_models()
     jobs = TrainingJobs(tmp_path / "user-models", [EXAMPLES], {"tiny": TINY}, "cpu", services.load_model, threads=1)
     demo = build_demo(services, jobs).queue()
+    limits: dict[str, set] = {}  # Gradio silently keeps the lowest limit of a concurrency group
+    for fn in demo.fns.values():
+        limits.setdefault(fn.concurrency_id, set()).add(fn.concurrency_limit)
+    assert all(len(values) == 1 for values in limits.values()), limits
     port = free_port()
     demo.launch(server_port=port, prevent_thread_lock=True, quiet=True, **launch_options(jobs))
     try:

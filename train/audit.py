@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from perceptual_models.blotches import find_blotches
-from perceptual_models.cli import positive_ints
+from perceptual_models.cli import positive_int, positive_ints
 from perceptual_models.errors import PerceptualError
 from perceptual_models.hub import HubSettings
 from perceptual_models.image_io import load_image, resize_longer_side, to_pil
@@ -122,8 +122,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=positive_ints, default="256,512,1024")
     parser.add_argument("--gatys-photos", nargs="*", type=Path, default=[BENCHMARK / "Set5"],
                         help="folders for the objective comparison (none: skip it)")
-    parser.add_argument("--gatys-count", type=int, default=5, help="use the first N of those photos")
-    parser.add_argument("--gatys-size", type=int, default=256)
+    parser.add_argument("--gatys-count", type=positive_int, default=5, help="use the first N of those photos")
+    parser.add_argument("--gatys-size", type=positive_int, default=256)
     parser.add_argument("--gatys-iters", type=positive_ints, default="10,25,50,100")
     parser.add_argument("--style-dir", type=Path, default=STYLE_IMAGES,
                         help="the style images trained on (default: bundled 384 px copies if absent)")
