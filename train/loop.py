@@ -69,6 +69,19 @@ class LoopSettings:
     rank: int = 0
     local_rank: int = 0
 
+    def __post_init__(self) -> None:
+        """Settings that cannot work are refused here, before any photo or network is loaded."""
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"The moving average's decay must be in [0, 1), got {self.ema_decay}.")
+        if self.log_every < 1 or self.val_every < 0 or self.checkpoint_every < 0:
+            raise ConfigError(f"Log every N >= 1 steps, validate and checkpoint every N >= 0 (0: never, or only "
+                              f"at the end); got {self.log_every}, {self.val_every}, {self.checkpoint_every}.")
+        for name, low in (("iterations", 1), ("batch_size", 1), ("threads", 0)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}.")
+        if not self.lr > 0:
+            raise ConfigError(f"--lr must be above 0, got {self.lr}.")
+
 
 def _setup_distributed(settings: LoopSettings) -> torch.device:
     """This process's device; starts the process group of a torchrun launch."""
@@ -223,16 +236,6 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
     A run stopped by `max_minutes` or the stop file saves its network too, with `finished: false`
     in the config.
     """
-    if not 0 <= settings.ema_decay < 1:
-        raise ConfigError(f"The moving average's decay must be in [0, 1), got {settings.ema_decay}.")
-    if settings.log_every < 1 or settings.val_every < 0 or settings.checkpoint_every < 0:
-        raise ConfigError(f"Log every N >= 1 steps, validate and checkpoint every N >= 0 (0: never, or only "
-                          f"at the end); got {settings.log_every}, {settings.val_every}, {settings.checkpoint_every}.")
-    for name, low in (("iterations", 1), ("batch_size", 1), ("threads", 0)):
-        if getattr(settings, name) < low:
-            raise ConfigError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(settings, name)}.")
-    if not settings.lr > 0:
-        raise ConfigError(f"--lr must be above 0, got {settings.lr}.")
     rank, world_size, device = settings.rank, settings.world_size, _setup_distributed(settings)
     # The process-wide set-up of a training run: threads, flushed denormals, cuDNN autotuning on CUDA;
     # glibc's allocator as it is (the fast path's setting is for serving).
