@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from perceptual_models import hub
-from perceptual_models.errors import PerceptualError
+from perceptual_models.errors import PerceptualError, UnreadableWeights
 from perceptual_models.gatys import GATYS_OBJECTIVE, GatysSettings, Progress, reconstruct, run
 from perceptual_models.image_io import (
     ImageSource,
@@ -352,13 +352,18 @@ def origin_in_words(origin: str) -> str:
     return origin if origin in ("bundled", hub.TRAINED_HERE) else "elsewhere (see the server log)"
 
 
+UNREADABLE = "its weights file could not be read (the server log says why)"
+
+
 def _unavailable_in_words(exc: Exception) -> str:
     """Why a model is unavailable, for the page; the exception itself (with paths) goes to the log."""
     if isinstance(exc, hub.IntegrityError):
         return "the Hub's file does not match its manifest"
+    if isinstance(exc, UnreadableWeights):
+        return UNREADABLE
     if isinstance(exc, hub.WeightsUnavailable):
         return "no weights for it (not trained, or not in the Hub repo or the bundled copy)"
-    return "its weights file could not be read (the server log says why)"
+    return UNREADABLE
 
 
 def _short(exc: Exception) -> str:

@@ -30,6 +30,10 @@ class WeightsUnavailable(PerceptualError, RuntimeError):
     """A model name resolved nowhere; the message lists where we looked."""
 
 
+class UnreadableWeights(WeightsUnavailable):
+    """A weights file that is there but is not a readable safetensors file (damaged, or not one)."""
+
+
 class IntegrityError(WeightsUnavailable):
     """A downloaded file does not match the repository's manifest."""
 

@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .errors import ConfigError, WeightsUnavailable, refuse_pickle
+from .errors import ConfigError, UnreadableWeights, WeightsUnavailable, refuse_pickle
 from .hub import HubSettings, resolve
 from .image_io import resize, rgb_to_ycbcr, ycbcr_to_rgb
 
@@ -268,7 +268,7 @@ def load_from_files(weights: str | os.PathLike, config_path: str | os.PathLike |
     try:
         tensors = load_file(str(weights))
     except SafetensorError as exc:
-        raise WeightsUnavailable(f"{weights} is not a readable safetensors file ({exc}).") from exc
+        raise UnreadableWeights(f"{weights} is not a readable safetensors file ({exc}).") from exc
     state_dict = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
     model.load_state_dict(state_dict)
     return model.eval(), config

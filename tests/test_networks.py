@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from perceptual_models.errors import PickleRefused, WeightsUnavailable
+from perceptual_models.errors import PickleRefused, UnreadableWeights, WeightsUnavailable
 from perceptual_models.image_io import resize
 from perceptual_models.networks import (
     PAPER_TANH_SCALE,
@@ -150,5 +150,5 @@ def test_pickles_and_missing_configs_are_refused(tmp_path):
         from_pretrained(path)
     path.with_suffix(".json").write_text(json.dumps({"architecture": "srnet", "params": {"scale": 4}}))
     path.write_bytes(b"not a safetensors file")
-    with pytest.raises(WeightsUnavailable, match="not a readable safetensors file"):
+    with pytest.raises(UnreadableWeights, match="not a readable safetensors file"):
         from_pretrained(path)
