@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     gatys.add_argument("--style", required=True, help="style image path, or a bundled style name (starry_night)")
     gatys.add_argument("-o", "--output", required=True)
     gatys.add_argument("--size", type=positive_int, default=256, help="longer side of the output")
-    gatys.add_argument("--style-size", type=int, default=None, help="longer side of the style image (default: --size)")
+    gatys.add_argument("--style-size", type=positive_int, default=None, help="longer side of the style image (default: --size)")
     gatys.add_argument("--iters", type=positive_int, default=GatysSettings.iterations)
     gatys.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "adam"])
     gatys.add_argument("--content-weight", type=float, default=GATYS_OBJECTIVE.content_weight)

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from .errors import VideoError
-from .image_io import fit_size
+from .image_io import check_side, fit_size
 
 # What a live frame or an output video can be: the longer side in pixels.
 FRAME_SIZES = (192, 256, 384, 512)
@@ -171,6 +171,7 @@ def stylize_video(
     limit = max_seconds if max_seconds is not None and info.duration > max_seconds else None
     total = min(info.frames, round(limit * float(info.fps))) if limit else info.frames
     height, width = even_size(info.height, info.width, size)
+    check_side(height, width, f"At {size} px each frame")
     start, done, complete = time.perf_counter(), 0, False
     try:
         with av.open(str(source)) as inp, av.open(str(output), "w", format="mp4") as out:

@@ -125,3 +125,5 @@ def test_cli_stylize_video(clip, tmp_path, capsys):
     assert "15 frames at 30 fps, cut at 0.5 s" in printed and probe(out).frames == 15
     assert cli.main(["stylize-video", "--model", "style/wave", str(REPO / "README.md"), "-o", str(out)]) == 2
     assert "not a video we can read" in capsys.readouterr().err
+    assert cli.main(["stylize-video", "--model", "style/wave", str(clip), "-o", str(out), "--size", "6"]) == 2
+    assert "At 6 px each frame is only 6x" in capsys.readouterr().err  # too small for the network's padding
