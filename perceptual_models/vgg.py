@@ -118,8 +118,11 @@ class LossNetwork(nn.Module):
     def forward(self, image: torch.Tensor, layers: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
         """{layer: activation} for `layers` (default: all this network was built for), computed only as
         deep as the deepest of them: a style loss's content targets need relu2_2, not relu4_3."""
-        layers = self.layers if layers is None else list(layers)
-        check_layers(layers, self.arch, self)
+        if layers is None:
+            layers = self.layers  # checked when the network was built
+        else:
+            layers = list(layers)
+            check_layers(layers, self.arch, self)
         x = self.normalize(image)
         out = {}
         for name, module in zip(self.names, self.features):
