@@ -163,10 +163,14 @@ def test_vgg_weights_option_goes_before_the_environment(tiny_photos, tmp_path, m
 
 def test_time_budget_saves_and_stops(tiny_photos, tmp_path, capsys):
     task = SuperResolutionTask(scale=4, loss="pixel", patch_size=32)
-    saved = train(task, _settings(tiny_photos, tmp_path / "budget", iterations=1000, max_minutes=1e-6))
+    # Stopped before the first --log-every row: the partial interval is logged, the config's losses come from it.
+    saved = train(task, _settings(tiny_photos, tmp_path / "budget", iterations=1000, max_minutes=1e-6, log_every=10))
     assert json.loads((tmp_path / "budget" / "checkpoint.json").read_text())["step"] == 1  # to resume from
-    training = json.loads(saved.with_suffix(".json").read_text())["training"]  # and the network so far, usable
+    config = json.loads(saved.with_suffix(".json").read_text())  # and the network so far, usable
+    training = config["training"]
     assert training["iterations"] == 1 and training["planned_iterations"] == 1000 and not training["finished"]
+    assert [row["step"] for row in _log(tmp_path / "budget")] == [1]
+    assert config["final_losses"]["total"] == pytest.approx(_log(tmp_path / "budget")[0]["total"])
     assert from_pretrained(saved)[0](torch.rand(1, 3, 8, 8)).shape == (1, 3, 32, 32)
     captured = capsys.readouterr()
     assert "--max-minutes reached at step 1" in captured.out + captured.err

@@ -320,11 +320,19 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
         seconds = seconds_before + time.monotonic() - started
         progress.update(1)
 
+        stopped = settings.stop_file is not None and settings.stop_file.exists()
+        out_of_time = torch.tensor(
+            float(stopped or (settings.max_minutes > 0 and seconds > settings.max_minutes * 60)), device=device
+        )
+        if world_size > 1:
+            dist.all_reduce(out_of_time, op=dist.ReduceOp.MAX)  # every rank stops at the same step
+
         for name in LOG_COLUMNS[1:-1]:  # summed on the device: no host sync on every step
             interval_sums[name] = interval_sums.get(name, 0) + losses[name].detach()
         interval_steps += 1
-        if rank == 0 and (step % settings.log_every == 0 or step == settings.iterations):
-            # The mean over the interval: single batches of random crops are too noisy to read.
+        if rank == 0 and (step % settings.log_every == 0 or step == settings.iterations or out_of_time):
+            # The mean over the interval: single batches of random crops are too noisy to read. A run
+            # that stops logs its last partial interval: the saved config's final losses come from the log.
             row = {name: float(total) / interval_steps for name, total in interval_sums.items()}
             rows.append({"step": step, **row, "seconds": round(seconds, 2)})
             _write_log(run_dir / "log.csv", rows[-1:], append=True)
@@ -336,12 +344,6 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
                 save_image(kept(validation_input).float(), run_dir / "val" / f"step_{step:06d}.jpg")
             model.train()
 
-        stopped = settings.stop_file is not None and settings.stop_file.exists()
-        out_of_time = torch.tensor(
-            float(stopped or (settings.max_minutes > 0 and seconds > settings.max_minutes * 60)), device=device
-        )
-        if world_size > 1:
-            dist.all_reduce(out_of_time, op=dist.ReduceOp.MAX)  # every rank stops at the same step
         periodic = settings.checkpoint_every and step % settings.checkpoint_every == 0
         if rank == 0 and (periodic or out_of_time or step == settings.iterations):
             write_checkpoint(step, seconds)
