@@ -1,9 +1,9 @@
 """The "Train your own style" tab: a painting in, a feed-forward network out, during the lesson.
 
-Start -> `TrainingJobs.submit` (demo/training.py) queues a `python -m train style` subprocess; the
-page then follows the job's folder (iteration, time left, loss curve, the validation photo through
-the network as it learns) until it ends, and the new style joins every style list on the page.
-Closing the tab does not stop the job; opening the page again follows it.
+Train -> `TrainingJobs.submit` (demo/training.py) queues a `python -m train style` subprocess; a
+timer on the page then re-reads the job's folder (iteration, time left, loss curve, the validation
+photo through the network as it learns) until it ends, and the new style joins every style list on
+the page. Closing the tab does not stop the job; opening the page again follows it.
 """
 
 from __future__ import annotations
@@ -31,42 +31,59 @@ def build_train_tab(page: gr.Blocks, services: Services, jobs: TrainingJobs,
                     style_lists: list[gr.components.Component], refresh_styles: Callable[[], tuple]) -> None:
     """The tab's layout and events; call inside `page` (demo/ui.py does).
 
-    `style_lists` are the page's style pickers, updated by `refresh_styles()` when a job ends.
-    Following a job holds a worker thread (it sleeps between reads), so followers are limited:
-    four Start clicks and eight reopened pages at once; more wait in Gradio's queue.
+    `style_lists` are the page's style pickers, updated by `refresh_styles()` when the followed job ends.
+    Train only queues the job and returns; a page follows its job with a timer whose ticks each read
+    the job's folder once, so no request waits while a job trains and a bad upload is answered at once.
+    The keys of the jobs this browser started live in its local storage: only they can be stopped here.
     """
 
-    def follow(name: str):
-        """Yields the page's view of job `name` every POLL_SECONDS until it ends."""
-        while True:
-            progress = jobs.progress(name)
-            yield (name, _status(progress, jobs), _loss_frame(progress), _renders(progress),
-                   _job_table(jobs))
-            if not progress.active:
-                return
-            time.sleep(POLL_SECONDS)
+    def view(progress: JobProgress) -> tuple:
+        """The job's status, loss curve, renders, the job table, and the timer: ticking while it is active."""
+        return (_status(progress, jobs), _loss_frame(progress), _renders(progress), _job_table(jobs),
+                gr.Timer(active=progress.active))
 
     @in_page
     @user_errors
     def on_train(style_image, budget, name, strength):
-        """Queue a job and follow it to the end; the last update names the new style."""
+        """Queue a job; the page follows it from here (`on_tick`) and keeps its key (`remember`)."""
         if style_image is None:
             raise UserError("Upload a style image (a painting, a drawing) or pick one below first.")
         job = jobs.submit(style_image, budget, name or "", taken=services.style_names(), strength=strength)
-        yield from follow(job.name)
+        return job.name, job.key, *view(jobs.progress(job.name))
+
+    def remember(started: dict, name: str, key: str | None):
+        return {**started, name: key} if key else gr.skip()
+
+    @user_errors
+    def on_tick(name):
+        """One read of the followed job; when it has ended, the style lists take in the new style."""
+        progress = jobs.progress(name)
+        ended = refresh_styles() if not progress.active else (gr.skip(),) * len(style_lists)
+        return *view(progress), *ended
 
     def on_open():
         """A page opened (or reopened) while a job trains follows it."""
         name = jobs.latest_active()
         if name is None:
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), _job_table(jobs)
-            return
-        yield from follow(name)
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), _job_table(jobs), gr.skip()
+        return name, *view(jobs.progress(name))
 
+    @in_page
     @user_errors
-    def on_stop(name):
-        if name:
-            jobs.stop(name)
+    def on_stop(name, started: dict):
+        """The status says at once that the job is stopping; the next tick, once it has, says so."""
+        if not name:
+            return gr.skip()
+        jobs.stop(name, started.get(name, ""))
+        return f"**Stopping** `{name}`: the network so far is being saved."
+
+    def train_progress(name: str) -> dict:
+        """A training job's state for API callers (the page shows the same): name, state (queued, running,
+        done, stopped, failed, interrupted), step, iterations, minutes trained, queue position, message."""
+        progress = jobs.progress(name)
+        return {"name": name, "state": progress.job.state, "step": progress.step, "iterations": progress.iterations,
+                "minutes": round(progress.seconds / 60, 2), "queue_position": progress.queue_position,
+                "message": progress.job.message}
 
     with gr.Tab("Train your own style", id="train"):
         gr.Markdown(
@@ -101,13 +118,22 @@ def build_train_tab(page: gr.Blocks, services: Services, jobs: TrainingJobs,
                                  elem_id="train-losses")
         table = gr.Dataframe(headers=JOB_HEADERS, interactive=False, label="Jobs on this machine",
                              elem_id="train-jobs")
+        started = gr.BrowserState({}, storage_key="perceptual-losses-training-jobs")  # {job name: key}
+        new_key = gr.State()  # the key of the job Train just queued, on its way to `started`
+        timer = gr.Timer(POLL_SECONDS, active=False)
+        # In the tab: the endpoint's components elsewhere would split the page's tabs into two rows.
+        gr.api(user_errors(train_progress), api_name="train_progress", concurrency_limit=8, concurrency_id="train-watch")
 
-    outputs = [job_name, status, losses, renders, table]
-    start.click(on_train, [style_image, budget, name, strength], outputs, api_name="train_style",
-                concurrency_limit=4, concurrency_id="train-start").then(refresh_styles, None, style_lists, api_visibility="private")
-    stop.click(on_stop, [job_name], None, queue=False, api_visibility="private")
-    page.load(on_open, None, outputs, api_visibility="private", concurrency_limit=8, concurrency_id="train-watch",
-              show_progress="hidden").then(refresh_styles, None, style_lists, api_visibility="private")
+    shown = [status, losses, renders, table, timer]
+    start.click(on_train, [style_image, budget, name, strength], [job_name, new_key, *shown],
+                api_name="train_style", concurrency_limit=4, concurrency_id="train-start").success(
+        remember, [started, job_name, new_key], started, queue=False, api_visibility="private")
+    timer.tick(on_tick, [job_name], [*shown, *style_lists], api_visibility="private", concurrency_limit=8,
+               concurrency_id="train-watch", show_progress="hidden")
+    # Queued (a quick one): a warning reaches the page only through the queue.
+    stop.click(on_stop, [job_name, started], status, api_visibility="private", concurrency_limit=4,
+               concurrency_id="train-stop")
+    page.load(on_open, None, [job_name, *shown], api_visibility="private", show_progress="hidden")
 
 
 def _status(progress: JobProgress, jobs: TrainingJobs) -> str:
@@ -116,6 +142,8 @@ def _status(progress: JobProgress, jobs: TrainingJobs) -> str:
     if job.state == "queued":
         return f"**Queued** {where}: position {progress.queue_position} (one job trains at a time on this machine)."
     done = f"iteration {progress.step} / {progress.iterations}, {progress.seconds / 60:.1f} min"
+    if job.state == "running" and not progress.step:  # before the loop's first log row (every 10 iterations)
+        return f"**Training** {where}: starting (loading the loss network and the photos; the first numbers come at iteration 10)."
     if job.state == "running":
         left = f", about {math.ceil(progress.remaining / 60)} min left" if progress.remaining is not None else ""
         return f"**Training** {where}: {done}{left} ({budget.label.lower() if budget else job.budget})."

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import subprocess
 import sys
 import threading
@@ -87,6 +88,7 @@ class Job:
     started: float | None = None
     ended: float | None = None
     message: str = ""
+    key: str = ""  # who may stop the job: the page that submitted it keeps this (train_tab's BrowserState)
 
 
 @dataclass
@@ -185,6 +187,7 @@ class TrainingJobs:
         """Check the style image and the name, keep a copy of the image, and queue the job.
 
         `taken`: style names already in use (bundled, Hub, trained here), which a new one must not shadow.
+        The job's `key` is what `stop` asks for: any visitor can follow a job, only its submitter stops it.
         """
         if budget not in self.budgets:
             raise UserError(f"Unknown budget {budget!r}; choose one of {', '.join(self.budgets)}.")
@@ -198,16 +201,21 @@ class TrainingJobs:
             run_dir = self.jobs_dir / name
             run_dir.mkdir(parents=True)
             to_pil(resize_longer_side(image, StyleTask.style_size)).save(run_dir / f"{name}.jpg", quality=95)
-            job = Job(name, budget, strength)
+            job = Job(name, budget, strength, key=secrets.token_urlsafe(16))
             self._save(job)
             self._wake.notify_all()
         log.info("training job %s queued (%s)", name, budget)
         return job
 
-    def stop(self, name: str) -> None:
-        """A queued job is dropped; a running one saves its network at the next step and is exported."""
+    def stop(self, name: str, key: str) -> None:
+        """A queued job is dropped; a running one saves its network at the next step and is exported.
+
+        `key`: the job's, given to its submitter; in a classroom, a student's page cannot stop the teacher's job.
+        """
         with self._lock:
             job = self.job(name)
+            if not (job.key and secrets.compare_digest(job.key, key)):
+                raise UserError(f"Only the browser that started {name!r} can stop it.")
             if job.state == "queued":
                 self._save(Job(**{**asdict(job), "state": "stopped", "ended": time.time(),
                                   "message": "Stopped before it started."}))
@@ -259,11 +267,10 @@ class TrainingJobs:
             log.error("training job %s ended with code %s:\n%s", job.name, code, tail)
             self._finish(job, "failed", "Training failed; the server log says why.")
             return
-        name = self._export(job.name)
+        self.on_model(self._export(job.name))  # before the job says it ended: a page then lists the style
         stopped = (run_dir / "STOP").exists()
         self._finish(job, "stopped" if stopped else "done",
                      "Stopped; the network so far is saved and in the style list." if stopped else "")
-        self.on_model(name)
 
     def _export(self, job_name: str) -> str:
         """The run's network into the user-models folder, as the bundled ones are; returns its model name."""

@@ -3,7 +3,7 @@
     style_tab.py    Style transfer: feed-forward network vs Gatys      /stylize, /gatys
     live_tab.py     Live camera and video files                        /stylize_video
     sr_tab.py       Super-resolution                                   /upscale
-    train_tab.py    Train your own style (background jobs)             /train_style
+    train_tab.py    Train your own style (background jobs)             /train_style, /train_progress
     gallery_tab.py  precomputed results and the paper's tables
     explain_tab.py  How it works, Figure 3                             /reconstruct
 

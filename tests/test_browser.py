@@ -202,3 +202,41 @@ def test_every_tab_renders(page, shots):
     page.get_by_role("tab", name="Gallery").click()
     expect(page.get_by_text("The paper's tables, reproduced by this code")).to_be_visible()
     expect(page.get_by_text("The gallery has not been built yet")).to_have_count(0)
+
+
+def _open_training_tab(page: Page, app_url: str, local_storage: dict[str, str]) -> None:
+    """The app opened in a browser whose local storage is `local_storage`. It is replaced from
+    another page of the same origin: an open app page writes its state back as it unloads."""
+    page.goto(app_url + "config")
+    page.evaluate("(items) => { localStorage.clear(); "
+                  "Object.entries(items).forEach(([k, v]) => localStorage.setItem(k, v)); }", local_storage)
+    page.goto(app_url)
+    page.get_by_role("tab", name="Train your own style").click()
+
+
+def test_only_the_browser_that_started_a_training_job_stops_it(page, app_url, shots):
+    """Last in the module: the style it trains joins the app's lists."""
+    page.get_by_role("tab", name="Train your own style").click()
+    _upload(page, "#train-style", REPO / "perceptual_models" / "weights" / "styles" / "wave.jpg")
+    page.locator("#train-name input").fill("lesson")
+    page.locator("#train-start").click()
+    status = page.locator("#train-status")
+    expect(status).to_contain_text(re.compile(r"(Queued|Training) lesson"), timeout=30_000)
+    page.wait_for_function("() => localStorage.length > 0")  # the page keeps the job's key there
+    teacher = page.evaluate("() => ({...localStorage})")
+    # Another browser (no key) follows the job, and its Stop is refused with a message.
+    _open_training_tab(page, app_url, {})
+    expect(page.locator("#train-job input, #train-job textarea")).to_have_value("lesson", timeout=30_000)
+    page.locator("#train-stop").click()
+    expect(page.get_by_text("Only the browser that started 'lesson' can stop it.")).to_be_visible(timeout=10_000)
+    page.screenshot(path=str(shots / "train_stop_refused.png"), full_page=True)
+    expect(status).to_contain_text(re.compile(r"(Queued|Training) lesson"))
+    # The teacher's browser, reopened, still holds the key: Stop keeps the network so far.
+    _open_training_tab(page, app_url, teacher)
+    expect(status).to_contain_text(re.compile(r"(Queued|Training) lesson"), timeout=30_000)
+    page.locator("#train-stop").click()
+    expect(status).to_contain_text("Stopped lesson", timeout=120_000)
+    expect(status).to_contain_text("in the style list")
+    page.screenshot(path=str(shots / "train_stopped.png"), full_page=True)
+    page.get_by_role("tab", name="Style transfer").click()
+    expect(page.locator("#style-gallery")).to_contain_text("lesson", timeout=10_000)

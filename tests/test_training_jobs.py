@@ -103,18 +103,22 @@ def test_a_restarted_app_exports_what_a_job_saved_while_it_stopped(trained, tmp_
 def test_stop_keeps_a_usable_network_and_jobs_queue_one_at_a_time(tmp_path):
     added = []
     jobs = make_jobs(tmp_path, added)
-    jobs.submit(STYLE, "endless", "first")
+    first = jobs.submit(STYLE, "endless", "first")
     wait_for(jobs, "first", lambda p: p.job.state == "running")
     jobs.submit(STYLE, "tiny", "second", strength="lighter")
-    jobs.submit(STYLE, "tiny", "third")
+    third = jobs.submit(STYLE, "tiny", "third")
     assert [jobs.progress(n).queue_position for n in ("first", "second", "third")] == [0, 1, 2]
     assert jobs.latest_active() == "first"
 
-    jobs.stop("third")  # queued: dropped at once, never trained
+    for key in ("", third.key, first.key[:-1]):  # only the submitter's key stops a job
+        with pytest.raises(UserError, match="Only the browser that started 'first' can stop it"):
+            jobs.stop("first", key)
+    jobs.stop("third", third.key)  # queued: dropped at once, never trained
     assert jobs.job("third").state == "stopped" and jobs.progress("second").queue_position == 1
     wait_for(jobs, "first", lambda p: p.step >= 3)
     assert jobs.job("second").state == "queued"  # one job at a time
-    jobs.stop("first")
+    assert jobs.job("first").state == "running"
+    jobs.stop("first", first.key)
     stopped = wait_for(jobs, "first", lambda p: not p.active)
     assert stopped.job.state == "stopped"
     config = json.loads((tmp_path / "style" / "first.json").read_text())
@@ -167,7 +171,13 @@ def test_train_style_through_the_api_adds_a_style_that_stylize_accepts(tmp_path,
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         name, status, *_ = client.predict(handle_file(str(STYLE)), "tiny", "api wave", api_name="/train_style")
-        assert name == "api_wave" and status.startswith("**Done**")
+        assert name == "api_wave" and status.startswith(("**Queued**", "**Training**"))  # returns at once
+        deadline = time.monotonic() + 240
+        while (job := client.predict(name, api_name="/train_progress"))["state"] in ("queued", "running"):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.5)
+        assert job == {"name": "api_wave", "state": "done", "step": 4, "iterations": 4, "minutes": job["minutes"],
+                       "queue_position": 0, "message": ""}
         assert "api_wave" in services.style_names()
         assert services.models["style/api_wave"].origin == hub.TRAINED_HERE
         image, _, _ = client.predict(handle_file(str(EXAMPLES / "astronaut.jpg")), "api_wave", 128,
@@ -175,5 +185,7 @@ def test_train_style_through_the_api_adds_a_style_that_stylize_accepts(tmp_path,
         assert Image.open(image).size == (128, 128)
         with pytest.raises(AppError, match="is taken"):
             client.predict(handle_file(str(STYLE)), "tiny", "starry_night", api_name="/train_style")
+        with pytest.raises(AppError, match="no training job named 'nobody'"):
+            client.predict("nobody", api_name="/train_progress")
     finally:
         demo.close()
