@@ -57,8 +57,12 @@ def build_train_tab(page: gr.Blocks, services: Services, jobs: TrainingJobs,
     @user_errors
     def on_tick(name):
         """One read of the followed job; when it has ended, the style lists take in the new style."""
-        progress = jobs.progress(name)
-        ended = refresh_styles() if not progress.active else (gr.skip(),) * len(style_lists)
+        unchanged = (gr.skip(),) * len(style_lists)
+        try:
+            progress = jobs.progress(name)
+        except UserError as exc:  # its folder was deleted: say so once and stop ticking
+            return str(exc), gr.skip(), gr.skip(), _job_table(jobs), gr.Timer(active=False), *unchanged
+        ended = refresh_styles() if not progress.active else unchanged
         return *view(progress), *ended
 
     def on_open():

@@ -166,6 +166,10 @@ def test_train_style_through_the_api_adds_a_style_that_stylize_accepts(tmp_path,
     for fn in demo.fns.values():
         limits.setdefault(fn.concurrency_id, set()).add(fn.concurrency_limit)
     assert all(len(values) == 1 for values in limits.values()), limits
+    # A page following a job whose folder was deleted is told so once, and its timer stops.
+    tick = next(fn.fn for fn in demo.fns.values() if fn.name == "on_tick")
+    message, *_, timer = tick("gone")[:5]
+    assert message == "There is no training job named 'gone'." and timer.active is False
     port = free_port()
     demo.launch(server_port=port, prevent_thread_lock=True, quiet=True, **launch_options(jobs))
     try:
