@@ -293,10 +293,12 @@ class TrainingJobs:
         partial.replace(path)
 
     def _recover(self, job: Job) -> None:
-        """A job that was running when the app stopped: its network, if `close` saved one, is exported."""
+        """A job that was running when the app stopped: its network, if `close` saved one, is exported
+        and served (the app loaded its models before this, so `on_model` adds it)."""
         if (self.jobs_dir / job.name / "model.safetensors").is_file():
-            self._export(job.name)
-            self._finish(job, "stopped", "The app stopped while this job trained; the network so far is saved.")
+            self.on_model(self._export(job.name))
+            self._finish(job, "stopped", "The app stopped while this job trained; the network so far is saved "
+                                         "and in the style list.")
         else:
             self._finish(job, "interrupted", "The app stopped while this job trained; its checkpoint is kept.")
 

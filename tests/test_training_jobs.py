@@ -94,8 +94,9 @@ def test_a_restarted_app_exports_what_a_job_saved_while_it_stopped(trained, tmp_
     (tmp_path / "jobs" / "lost").mkdir()
     (tmp_path / "jobs" / "lost" / "job.json").write_text(json.dumps({**job, "name": "lost"}))
 
-    jobs = make_jobs(tmp_path)
-    assert jobs.job("after_restart").state == "stopped"
+    added = []
+    jobs = make_jobs(tmp_path, added)
+    assert jobs.job("after_restart").state == "stopped" and added == ["style/after_restart"]  # served at once
     assert hub.resolve("style/after_restart", user_settings(tmp_path)).origin == hub.TRAINED_HERE
     assert jobs.job("lost").state == "interrupted"  # nothing saved: nothing to export
 
