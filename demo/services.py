@@ -352,18 +352,13 @@ def origin_in_words(origin: str) -> str:
     return origin if origin in ("bundled", hub.TRAINED_HERE) else "elsewhere (see the server log)"
 
 
-UNREADABLE = "its weights file could not be read (the server log says why)"
-
-
 def _unavailable_in_words(exc: Exception) -> str:
     """Why a model is unavailable, for the page; the exception itself (with paths) goes to the log."""
     if isinstance(exc, hub.IntegrityError):
         return "the Hub's file does not match its manifest"
-    if isinstance(exc, UnreadableWeights):
-        return UNREADABLE
-    if isinstance(exc, hub.WeightsUnavailable):
+    if isinstance(exc, hub.WeightsUnavailable) and not isinstance(exc, UnreadableWeights):
         return "no weights for it (not trained, or not in the Hub repo or the bundled copy)"
-    return UNREADABLE
+    return "its weights file could not be read (the server log says why)"
 
 
 def _short(exc: Exception) -> str:
