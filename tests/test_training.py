@@ -127,6 +127,40 @@ def test_resume_continues_the_same_run(tiny_photos, tmp_path, ema_decay):
         assert torch.allclose(x, y, atol=1e-5), name
 
 
+def test_init_from_a_trained_network_goes_on_counting(tiny_photos, tmp_path):
+    """--init-from starts from a saved network (the bundled ones keep no optimizer state): its weights, its
+    iteration count and its seconds carry on, and where it started is recorded through a resume."""
+    task = SuperResolutionTask(scale=4, loss="pixel", patch_size=32)
+    first = train(task, _settings(tiny_photos, tmp_path / "first", iterations=4))
+    seconds = json.loads(first.with_suffix(".json").read_text())["training"]["seconds"]
+    # A rate too small to move a weight: what is saved is what was loaded.
+    still = train(task, _settings(tiny_photos, tmp_path / "still", iterations=6, init_from=first, lr=1e-30))
+    for (name, x), (_, y) in zip(from_pretrained(first)[0].state_dict().items(),
+                                 from_pretrained(still)[0].state_dict().items()):
+        assert torch.equal(x, y), name
+    assert [r["step"] for r in _log(tmp_path / "still")] == [5, 6]
+    train(task, _settings(tiny_photos, tmp_path / "still", iterations=8, init_from=first, resume=True))
+    training = json.loads((tmp_path / "still" / "model.json").read_text())["training"]
+    assert training["iterations"] == 8 and training["seconds"] > seconds
+    assert training["started_from"]["iterations"] == 4 and training["started_from"]["weights"] == str(first)
+    with pytest.raises(ConfigError, match="has already trained 4 iterations"):
+        train(task, _settings(tiny_photos, tmp_path / "short", iterations=4, init_from=first))
+    with pytest.raises(ConfigError, match="is of another network: norm 'none' \\(now 'batch'\\)"):
+        train(SuperResolutionTask(scale=4, loss="pixel", patch_size=32, norm="batch"),
+              _settings(tiny_photos, tmp_path / "other", iterations=8, init_from=first))
+
+
+@pytest.mark.parametrize("name, message", [
+    ("style/wave", "is of another network: norm 'batch' (now 'instance')"),  # found by name, like the app
+    ("style/no_such_style", "No weights named 'style/no_such_style'"),
+])
+def test_init_from_by_name_is_looked_up_and_checked(tiny_photos, tmp_path, capsys, name, message):
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(["style", "--style", str(STYLES / "wave.jpg"), "--data", str(tiny_photos), "--run-dir",
+                    str(tmp_path), "--norm", "instance", "--init-from", name, "--vgg-weights", str(VGG_FILE)])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_moving_average_decay_out_of_range_is_refused(tiny_photos, tmp_path):
     task = SuperResolutionTask(scale=4, loss="pixel", patch_size=32)
     with pytest.raises(ConfigError, match=r"must be in \[0, 1\), got 1.0"):
@@ -238,8 +272,8 @@ def test_torchrun_two_processes_on_gloo(tiny_photos, tmp_path):
 
 
 def test_gpu_styles_job_with_a_tiny_budget_on_the_cpu(tiny_photos, tmp_path):
-    """The GPU job's plumbing: styles trained one after another, each with its bundled recipe, one tar
-    each, unpacked into a loadable bundle."""
+    """The GPU job's plumbing: styles trained one after another, each going on from its bundled network with
+    its recipe, one tar each, unpacked into a loadable bundle."""
     from train.gpu_styles import main as gpu_styles
     from train.gpu_styles import unpack
 
@@ -250,7 +284,8 @@ def test_gpu_styles_job_with_a_tiny_budget_on_the_cpu(tiny_photos, tmp_path):
                 "--vgg-weights", str(VGG_FILE)])
     assert sorted(p.name for p in out.iterdir()) == ["style_the_scream.tar", "style_wave.tar", "summary.json"]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["wave"]["iterations"] == 3 and summary["wave"]["finished"]
+    bundled_wave = json.loads((hub.BUNDLED_DIR / "style" / "wave.json").read_text())["training"]["iterations"]
+    assert summary["wave"]["iterations"] == bundled_wave + 3 and summary["wave"]["finished"]
     bundle = tmp_path / "bundle"
     assert unpack(sorted(out.glob("style_*.tar")), bundle) == ["the_scream", "wave"]
     for name in ("the_scream", "wave"):  # the recipe each bundled network records; the options after -- win

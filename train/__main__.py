@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from perceptual_models.errors import PerceptualError
-from perceptual_models.hub import HubSettings
+from perceptual_models.hub import HubSettings, resolve
 from perceptual_models.inference import SR_SCALES
 from perceptual_models.losses import StyleObjective
 from perceptual_models.networks import NORMS, UPSAMPLES
@@ -53,10 +53,14 @@ def _common(parser: argparse.ArgumentParser, iterations: int, batch_size: int, l
                         help="photo to render every --val-every steps (default: a crop of the first training photo)")
     parser.add_argument("--checkpoint-every", type=int, default=200,
                         help="save a checkpoint every N steps (0: only when the run ends or stops)")
-    parser.add_argument("--max-minutes", type=float, default=0.0, help="save and stop after this wall time")
+    parser.add_argument("--max-minutes", type=float, default=0.0, help="save and stop after this many minutes of training (a resumed run's earlier parts count, "
+                             "the --init-from network's do not)")
     parser.add_argument("--stop-file", type=Path, default=None,
                         help="save and stop (like --max-minutes) as soon as this file exists")
     parser.add_argument("--resume", action="store_true", help="continue from run-dir/checkpoint.safetensors")
+    parser.add_argument("--init-from", default=None,
+                        help="without a checkpoint to resume, start from this trained network (a .safetensors path "
+                             "or a model name such as style/wave) and count on from its iterations")
     parser.add_argument("--vgg-weights", default=None, help="VGG safetensors (default: resolution order)")
     parser.add_argument("--note", default="", help="free text stored in the model config")
 
@@ -113,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
             amp=args.amp, compile=args.compile, threads=args.threads, log_every=args.log_every,
             val_every=args.val_every, val_image=args.val_image, checkpoint_every=args.checkpoint_every,
             max_minutes=args.max_minutes, stop_file=args.stop_file, resume=args.resume,
+            init_from=init_weights(args),
             extra={"note": args.note} if args.note else {},
             # torchrun's description of this process (absent: a single process)
             world_size=int(os.environ.get("WORLD_SIZE", "1")), rank=int(os.environ.get("RANK", "0")),
@@ -126,6 +131,15 @@ def lookup(args: argparse.Namespace) -> HubSettings:
     """The environment's settings, with `--vgg-weights` (if given) as the loss network's file."""
     settings = HubSettings.from_env()
     return dataclasses.replace(settings, vgg_weights=Path(args.vgg_weights)) if args.vgg_weights else settings
+
+
+def init_weights(args: argparse.Namespace) -> Path | None:
+    """The weights file `--init-from` names: a path as given, a model name looked up like the app does."""
+    if args.init_from is None:
+        return None
+    if args.init_from.endswith(".safetensors"):
+        return Path(args.init_from)
+    return resolve(args.init_from, lookup(args)).weights
 
 
 def make_task(args: argparse.Namespace) -> StyleTask | SuperResolutionTask:

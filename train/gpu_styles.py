@@ -7,12 +7,13 @@
     # back here: into the bundled copy (manifest and repo card rewritten)
     python -m train.gpu_styles --unpack /path/to/files/style_*.tar --to perceptual_models/weights
 
-Each style keeps the recipe its bundled network records (normalisation, style weight or balance, TV
-weight: `bundled_recipe`; the_scream's is instance norm, the others' batch norm), so a GPU run replaces
-a network with a longer-trained one of the same kind; options after `--` go after it and win.
-The styles train one after another at the paper's 256 px crops and batch 4 in bf16, until
-`--iterations` or the style's share of `--minutes` (an equal share of what is left when it starts, so
-time one style does not use passes to the next), whichever comes first. Measured on
+Each style goes on from its bundled network (`--from-scratch`: from random weights) with the recipe that
+network records (normalisation, style weight or balance, TV weight: `bundled_recipe`; the_scream's is
+instance norm, the others' batch norm), so a GPU run replaces a network with a longer-trained one of the
+same kind; options after `--` go after it and win. The styles train one after another at the paper's
+256 px crops and batch 4 in bf16, for `--iterations` more steps or the style's share of `--minutes` (an
+equal share of what is left when it starts, so time one style does not use passes to the next),
+whichever comes first. Measured on
 a lent H200 (torch 2.11, udnie, 256 px, batch 4): one process alone runs about 45 it/s eager and 40 it/s
 compiled (after 48 s of compiling), while five processes side by side ran 1.1 it/s each; so one at a
 time, eager (the trainer's default). Each finished network is exported like `hub export` does (fp16, JSON
@@ -61,13 +62,23 @@ def bundled_recipe(name: str, overrides: list[str], folder: Path = BUNDLED_DIR) 
     return options + ["--style-weight", repr(task["style_weight"])]
 
 
+def bundled_start(name: str, folder: Path = BUNDLED_DIR) -> tuple[list[str], int]:
+    """The options that start from the bundled style/<name> and its iteration count (none and 0 for a style
+    that is not bundled)."""
+    path = folder / f"{style_model_name(name)}.safetensors"
+    if not path.is_file():
+        return [], 0
+    return ["--init-from", str(path)], json.loads(path.with_suffix(".json").read_text())["training"]["iterations"]
+
+
 def train_one(style: Path, run_dir: Path, minutes: float, args: argparse.Namespace) -> int:
     """Train one style in its own process (its log in run_dir/train.log); returns the exit code."""
     run_dir.mkdir(parents=True, exist_ok=True)
     budget = f"{minutes:.2f}"
+    start, done = ([], 0) if args.from_scratch else bundled_start(style.stem)
     command = [
-        sys.executable, "-m", "train", "style", "--style", str(style), "--run-dir", str(run_dir),
-        "--data", *args.data, "--iterations", str(args.iterations), "--image-size", str(args.image_size),
+        sys.executable, "-m", "train", "style", "--style", str(style), "--run-dir", str(run_dir), *start,
+        "--data", *args.data, "--iterations", str(done + args.iterations), "--image-size", str(args.image_size),
         "--batch-size", "4", "--device", args.device, "--max-minutes", budget,
         "--log-every", "50", "--val-every", str(max(args.iterations // 4, 1)), "--checkpoint-every", "2000",
         "--note", (f"{args.device} run of train.gpu_styles: {args.image_size} px crops, batch 4, "
@@ -134,7 +145,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--styles", nargs="+", default=sorted(STYLE_SOURCES))
     parser.add_argument("--out", default=None, help="where the tars and summary.json go ($OUT on the device)")
     parser.add_argument("--work", default=None, help="run folders (default: a temporary folder)")
-    parser.add_argument("--iterations", type=int, default=STYLE_ITERATIONS, help="upper bound; --minutes usually ends first")
+    parser.add_argument("--iterations", type=int, default=STYLE_ITERATIONS,
+                        help="more iterations per style, at most; --minutes usually ends first")
+    parser.add_argument("--from-scratch", action="store_true", help="start from random weights, not the bundled networks")
     parser.add_argument("--minutes", type=float, default=8.0, help="training time of all styles together")
     parser.add_argument("--image-size", type=int, default=StyleTask.image_size)
     parser.add_argument("--device", default="cuda")

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from perceptual_models.errors import ConfigError
 from perceptual_models.image_io import crop_to_multiple, load_image, resize_longer_side, save_image
 from perceptual_models.inference import pick_device
-from perceptual_models.networks import build, save_pretrained
+from perceptual_models.networks import build, load_from_files, save_pretrained
 from perceptual_models.runtime import configure
 
 from .data import PhotoBatches
@@ -60,9 +60,13 @@ class LoopSettings:
     val_every: int = 200
     val_image: Path | None = None  # the photo rendered every `val_every` steps (default: a crop of a training photo)
     checkpoint_every: int = 200  # 0: only when the run ends or stops
-    max_minutes: float = 0.0
+    max_minutes: float = 0.0  # of this run, its resumed parts included, the init_from network's time not
     stop_file: Path | None = None  # when this file appears, save and stop as if out of time (the app's Stop)
     resume: bool = False
+    # A trained network (`x.safetensors` beside its `x.json`) to start from when there is no checkpoint to
+    # resume: its weights, iteration count and seconds carry on, with a fresh Adam. The bundled networks keep
+    # no optimizer state, and scratch run folders do not outlive a session: this is how training goes on.
+    init_from: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     # This process's place in a torchrun launch (`python -m train` reads WORLD_SIZE, RANK, LOCAL_RANK).
     world_size: int = 1
@@ -122,17 +126,15 @@ def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
     (run_dir / "checkpoint.json").write_text(json.dumps(meta, indent=2))
 
 
-def check_same_network(run_dir: Path, architecture: dict) -> None:
-    """Refuse to resume a checkpoint of another network (other --norm, --upsample, scale...) with a
-    message, not a state-dict error. Settings an older checkpoint did not record are not compared."""
-    saved = json.loads((run_dir / "checkpoint.json").read_text())
+def check_same_network(saved: dict, architecture: dict, what: str, advice: str) -> None:
+    """Refuse to go on from a network of another kind (other --norm, --upsample, scale...) with a message,
+    not a state-dict error. Settings an older file did not record are not compared."""
     differs = {name: (saved["params"][name], value) for name, value in architecture["params"].items()
                if name in saved.get("params", {}) and saved["params"][name] != value}
     if saved.get("architecture") != architecture["architecture"] or differs:
-        what = ", ".join(f"{name} {old!r} (now {new!r})" for name, (old, new) in differs.items()) or (
+        which = ", ".join(f"{name} {old!r} (now {new!r})" for name, (old, new) in differs.items()) or (
             f"architecture {saved.get('architecture')!r} (now {architecture['architecture']!r})")
-        raise ConfigError(f"The checkpoint in {run_dir} is of another network: {what}. Resume with the options "
-                          "it was trained with, or use a new --run-dir.")
+        raise ConfigError(f"{what} is of another network: {which}. {advice}")
 
 
 def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -153,6 +155,19 @@ def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
             optim_state.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": optim_state, "param_groups": meta.pop("param_groups")})
     return meta
+
+
+def start_from_network(path: Path, model: nn.Module, architecture: dict) -> tuple[int, float, dict]:
+    """Load a trained network's weights into `model`; returns its iteration count, its seconds and a note
+    of where the run started (kept in the checkpoints and the model config)."""
+    trained, config = load_from_files(path)
+    check_same_network(config, architecture, f"{path}",
+                       "Train with the options it was trained with (its JSON config lists them).")
+    model.load_state_dict(trained.state_dict())
+    training = config.get("training", {})
+    iterations, seconds = int(training.get("iterations", 0)), float(training.get("seconds", 0.0))
+    return iterations, seconds, {"weights": str(path), "iterations": iterations, "seconds": seconds,
+                                 "created": config.get("created", "unknown")}
 
 
 def read_log(path: Path, up_to_step: float = math.inf) -> list[dict[str, float]]:
@@ -258,13 +273,24 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
     average = copy.deepcopy(model).requires_grad_(False) if settings.ema_decay else None
     averaged_steps = 0
 
-    start_step, seconds_before = 0, 0.0
+    start_step, seconds_before, started_from = 0, 0.0, None
     if settings.resume and (run_dir / "checkpoint.safetensors").is_file():
-        check_same_network(run_dir, architecture)
+        check_same_network(json.loads((run_dir / "checkpoint.json").read_text()), architecture,
+                           f"The checkpoint in {run_dir}",
+                           "Resume with the options it was trained with, or use a new --run-dir.")
         meta = load_checkpoint(run_dir, model, optimizer, average)
         start_step, seconds_before = meta["step"], meta["seconds"]
+        started_from = meta.get("started_from")
         averaged_steps = meta.get("averaged_steps", 0) if average is not None else 0
+    elif settings.init_from is not None:
+        start_step, seconds_before, started_from = start_from_network(settings.init_from, model, architecture)
+        if start_step >= settings.iterations:
+            raise ConfigError(f"{settings.init_from} has already trained {start_step} iterations; ask for more "
+                              f"with --iterations (the total, counting those).")
+        if average is not None:
+            average.load_state_dict(model.state_dict())
     kept = average if average is not None else model  # what validation renders and the run saves
+    seconds_given = started_from["seconds"] if started_from else 0.0  # not this run's: outside max_minutes
     rows = read_log(run_dir / "log.csv", start_step) if settings.resume else []
     if rank == 0:
         _write_log(run_dir / "log.csv", rows)  # without the rows of steps after the checkpoint
@@ -288,6 +314,8 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
 
     def write_checkpoint(step: int, seconds: float) -> None:
         state = {"step": step, "seconds": seconds, **architecture}
+        if started_from is not None:
+            state["started_from"] = started_from
         if average is not None:
             state["averaged_steps"] = averaged_steps
         save_checkpoint(run_dir, model, optimizer, state, average)
@@ -322,7 +350,8 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
 
         stopped = settings.stop_file is not None and settings.stop_file.exists()
         out_of_time = torch.tensor(
-            float(stopped or (settings.max_minutes > 0 and seconds > settings.max_minutes * 60)), device=device
+            float(stopped or (settings.max_minutes > 0 and seconds - seconds_given > settings.max_minutes * 60)),
+            device=device
         )
         if world_size > 1:
             dist.all_reduce(out_of_time, op=dist.ReduceOp.MAX)  # every rank stops at the same step
@@ -371,7 +400,8 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
                             f"(warming up as (1 + n) / (10 + n): {average_decay(settings.ema_decay, averaged_steps - 1):.4g} "
                             "at the end)" if average is not None else "the last step's"),
                 "bf16": use_bf16, "data": [str(d) for d in settings.data], "photos": len(data.images),
-                "seconds": round(seconds, 1), **settings.extra,
+                "seconds": round(seconds, 1), **({"started_from": started_from} if started_from else {}),
+                **settings.extra,
             },
             "loss_network": _loss_network_info(loss_fn),
             "final_losses": {k: sum(r[k] for r in last) / len(last) for k in LOG_COLUMNS[1:-1]},
