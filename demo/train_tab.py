@@ -93,7 +93,9 @@ def build_train_tab(page: gr.Blocks, services: Services, jobs: TrainingJobs,
         gr.Markdown(
             "Train a feed-forward network for **any painting or drawing**, the paper's recipe on this machine: the "
             "network learns to match the painting's Gram matrices and each photo's VGG features over many training "
-            "photos. Watch the validation photo take on the style; when the job ends, the new style is in the "
+            "photos" + (f", starting from the bundled *{jobs.start_from.stem}* network: it already paints, so the "
+                        "budget goes to your painting" if jobs.start_from else "") +
+            ". Watch the validation photo take on the style; when the job ends, the new style is in the "
             "**Style transfer** and **Live** tabs. One job trains at a time (others queue); it uses at most half of "
             "the machine's cores and keeps running if you close this page.")
         with gr.Row():

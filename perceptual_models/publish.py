@@ -35,6 +35,10 @@ def _describe(config: dict) -> list[str]:
          f"{' (bf16)' if training.get('bf16') else ''}, {training.get('seconds')} s; "
          f"data: {training.get('photos')} photos ({', '.join(Path(d).name for d in training.get('data', []))})"),
     ]
+    if training.get("started_from"):  # --init-from: a path, named here as the model it is
+        start = training["started_from"]
+        lines.append(f"- **Started from**: `{Path(start['weights']).parent.name}/{Path(start['weights']).stem}` after its "
+                     f"{start['iterations']} iterations (counted above)")
     if training.get("weights"):
         lines.append(f"- **Weights saved**: {training['weights']}")
     if training.get("note"):

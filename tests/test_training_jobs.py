@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from demo.app_process import REPO, free_port
 from demo.services import Services, UserError
-from demo.training import STRENGTHS, Budget, TrainingJobs
+from demo.training import START_FROM, STRENGTHS, Budget, TrainingJobs
 from demo.ui import build_demo, launch_options
 from perceptual_models import hub
 from perceptual_models.errors import ImageError
@@ -72,8 +72,12 @@ def test_a_finished_job_is_a_model_like_the_bundled_ones(trained):
     assert (folder / "styles" / "my_wave.jpg").is_file()
     # fp16 weights (batch norm's step counter stays an integer)
     assert {tensor.dtype for tensor in load_file(resolved.weights).values() if tensor.is_floating_point()} == {torch.float16}
+    # It went on from the bundled udnie network: its config counts udnie's iterations, the page does not.
     config = json.loads(resolved.config.read_text())
-    assert config["training"]["iterations"] == 4 and config["training"]["finished"] is True
+    given = json.loads(START_FROM.with_suffix(".json").read_text())["training"]["iterations"]
+    assert config["training"]["started_from"]["iterations"] == given
+    assert config["training"]["iterations"] == given + 4 and config["training"]["finished"] is True
+    assert "**Started from**: `style/udnie` after its" in resolved.weights.with_suffix(".md").read_text()
     # The run folder beside the models holds safetensors files too; they are not models.
     assert [n for n in hub.available_models(user_settings(folder)) if "my_wave" in n or "jobs" in n] == ["style/my_wave"]
     runner = Runner.load(str(resolved.weights), torch.device("cpu"))

@@ -267,8 +267,6 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     loss_fn = task.make_loss(device)
-    if rank == 0:  # what this run trains with, readable while it runs (the model config repeats it)
-        (run_dir / "run.json").write_text(json.dumps({**architecture, "task": task.settings()}, indent=2) + "\n")
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     average = copy.deepcopy(model).requires_grad_(False) if settings.ema_decay else None
     averaged_steps = 0
@@ -289,8 +287,14 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
                               f"with --iterations (the total, counting those).")
         if average is not None:
             average.load_state_dict(model.state_dict())
+    if rank == 0:  # what this run trains with, readable while it runs (the model config repeats it)
+        (run_dir / "run.json").write_text(json.dumps(
+            {**architecture, "task": task.settings(), **({"started_from": started_from} if started_from else {})},
+            indent=2) + "\n")
     kept = average if average is not None else model  # what validation renders and the run saves
-    seconds_given = started_from["seconds"] if started_from else 0.0  # not this run's: outside max_minutes
+    # Not this run's: the started-from network's time is outside max_minutes, and logs, renders and
+    # checkpoints come every N steps of this run.
+    steps_given, seconds_given = (started_from["iterations"], started_from["seconds"]) if started_from else (0, 0.0)
     rows = read_log(run_dir / "log.csv", start_step) if settings.resume else []
     if rank == 0:
         _write_log(run_dir / "log.csv", rows)  # without the rows of steps after the checkpoint
@@ -359,7 +363,7 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
         for name in LOG_COLUMNS[1:-1]:  # summed on the device: no host sync on every step
             interval_sums[name] = interval_sums.get(name, 0) + losses[name].detach()
         interval_steps += 1
-        if rank == 0 and (step % settings.log_every == 0 or step == settings.iterations or out_of_time):
+        if rank == 0 and ((step - steps_given) % settings.log_every == 0 or step == settings.iterations or out_of_time):
             # The mean over the interval: single batches of random crops are too noisy to read. A run
             # that stops logs its last partial interval: the saved config's final losses come from the log.
             row = {name: float(total) / interval_steps for name, total in interval_sums.items()}
@@ -367,13 +371,13 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
             _write_log(run_dir / "log.csv", rows[-1:], append=True)
             interval_sums, interval_steps = {}, 0
             progress.set_postfix({k: f"{v:.4g}" for k, v in row.items() if v})
-        if rank == 0 and settings.val_every and step % settings.val_every == 0:
+        if rank == 0 and settings.val_every and (step - steps_given) % settings.val_every == 0:
             kept.eval()
             with torch.no_grad(), autocast:
                 save_image(kept(validation_input).float(), run_dir / "val" / f"step_{step:06d}.jpg")
             model.train()
 
-        periodic = settings.checkpoint_every and step % settings.checkpoint_every == 0
+        periodic = settings.checkpoint_every and (step - steps_given) % settings.checkpoint_every == 0
         if rank == 0 and (periodic or out_of_time or step == settings.iterations):
             write_checkpoint(step, seconds)
         if out_of_time:
