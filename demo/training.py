@@ -29,7 +29,7 @@ from perceptual_models.image_io import load_image, resize_longer_side, to_pil
 from perceptual_models.inference import style_model_name
 from perceptual_models.losses import StyleObjective
 from perceptual_models.publish import export_model
-from train.loop import read_log
+from train.loop import read_log, trained_iterations
 from train.tasks import StyleTask
 
 from .services import UserError
@@ -253,7 +253,7 @@ class TrainingJobs:
         start, given = [], 0
         if self.start_from is not None:  # the loop counts on from the network's own iterations
             start = ["--init-from", str(self.start_from)]
-            given = json.loads(self.start_from.with_suffix(".json").read_text())["training"]["iterations"]
+            given = trained_iterations(self.start_from)
         return [
             sys.executable, "-m", "train", "style", "--style", str(run_dir / f"{job.name}.jpg"), "--run-dir", str(run_dir),
             *start, "--data", *map(str, self.data), "--iterations", str(given + budget.iterations),

@@ -53,8 +53,9 @@ def _common(parser: argparse.ArgumentParser, iterations: int, batch_size: int, l
                         help="photo to render every --val-every steps (default: a crop of the first training photo)")
     parser.add_argument("--checkpoint-every", type=int, default=200,
                         help="save a checkpoint every N steps (0: only when the run ends or stops)")
-    parser.add_argument("--max-minutes", type=float, default=0.0, help="save and stop after this many minutes of training (a resumed run's earlier parts count, "
-                             "the --init-from network's do not)")
+    parser.add_argument("--max-minutes", type=float, default=0.0,
+                        help="save and stop after this many minutes of training (a resumed run's earlier parts "
+                             "count, the --init-from network's do not)")
     parser.add_argument("--stop-file", type=Path, default=None,
                         help="save and stop (like --max-minutes) as soon as this file exists")
     parser.add_argument("--resume", action="store_true", help="continue from run-dir/checkpoint.safetensors")

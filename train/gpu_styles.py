@@ -36,6 +36,7 @@ from perceptual_models.hub import BUNDLED_DIR
 from perceptual_models.inference import style_model_name
 from perceptual_models.publish import STYLE_SOURCES, export_model, prepare_repo
 
+from .loop import trained_iterations
 from .tasks import STYLE_ITERATIONS, StyleTask
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,7 +69,7 @@ def bundled_start(name: str, folder: Path = BUNDLED_DIR) -> tuple[list[str], int
     path = folder / f"{style_model_name(name)}.safetensors"
     if not path.is_file():
         return [], 0
-    return ["--init-from", str(path)], json.loads(path.with_suffix(".json").read_text())["training"]["iterations"]
+    return ["--init-from", str(path)], trained_iterations(path)
 
 
 def train_one(style: Path, run_dir: Path, minutes: float, args: argparse.Namespace) -> int:

@@ -157,6 +157,12 @@ def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
     return meta
 
 
+def trained_iterations(path: Path) -> int:
+    """The iterations a saved network (`x.safetensors` beside `x.json`) was trained for: where a run
+    started from it counts on, so its `iterations` must be above this."""
+    return int(json.loads(Path(path).with_suffix(".json").read_text()).get("training", {}).get("iterations", 0))
+
+
 def start_from_network(path: Path, model: nn.Module, architecture: dict) -> tuple[int, float, dict]:
     """Load a trained network's weights into `model`; returns its iteration count, its seconds and a note
     of where the run started (kept in the checkpoints and the model config)."""
@@ -164,8 +170,7 @@ def start_from_network(path: Path, model: nn.Module, architecture: dict) -> tupl
     check_same_network(config, architecture, f"{path}",
                        "Train with the options it was trained with (its JSON config lists them).")
     model.load_state_dict(trained.state_dict())
-    training = config.get("training", {})
-    iterations, seconds = int(training.get("iterations", 0)), float(training.get("seconds", 0.0))
+    iterations, seconds = trained_iterations(path), float(config.get("training", {}).get("seconds", 0.0))
     return iterations, seconds, {"weights": str(path), "iterations": iterations, "seconds": seconds,
                                  "created": config.get("created", "unknown")}
 
