@@ -4,7 +4,8 @@ Starts `python app.py` on a free port, measures the time until the page is serve
 first click right after it (a 256 px stylisation, the page's default on a CPU), then the round
 trip through gradio_client (upload, queue, inference, download) of a 512 px feed-forward
 stylisation and of x4 super-resolution of a 256 px image (median of several calls), `--settle`
-seconds after the page is served (the app compiles and warms its networks before serving).
+seconds after the page is served (the app warms its networks before serving and compiles them in the
+background: with no compiler cache give it `--settle 420` to time the compiled path).
 """
 
 from __future__ import annotations

@@ -153,9 +153,10 @@ class Services:
         log.info("warmed up in %.1f s", time.perf_counter() - start)
 
     def compile_models(self, names: list[str] | None = None) -> None:
-        """Switch networks (default: all) to their torch.compile'd graph: 1.5x faster on this CPU
-        (Table 1), compiled in ~20 s at start-up (networks of one architecture share a graph).
-        A network that fails to compile keeps serving on the eager fast path."""
+        """Switch networks (default: all) to their torch.compile'd graph, one by one: 1.5x faster on this
+        CPU (Table 1). Networks of one architecture share a graph; the bundle's take ~7 minutes to compile
+        on a 2-core CPU with no inductor cache, ~40 s with one. A network that fails to compile keeps
+        serving on the eager fast path."""
         for name in names or list(self.runners):
             try:
                 self.runners[name].compile()

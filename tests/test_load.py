@@ -75,3 +75,15 @@ def test_concurrent_feedforward_and_gatys_requests(tmp_path):
           f"peak app memory {memory.peak_mib:.0f} MiB (bound {MEMORY_BOUND_MIB} MiB)")
     assert seconds < 600
     assert 0 < memory.peak_mib < MEMORY_BOUND_MIB
+
+
+def test_the_page_serves_while_the_networks_compile(tmp_path):
+    """With no inductor cache (every Space restart) compiling the bundle takes minutes on 2 cores: the
+    app serves at once on the eager fast path and each network switches to its graph when compiled."""
+    env = {"HF_HUB_OFFLINE": "1", "PERCEPTUAL_COMPILE": "1", "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
+    with running_app(tmp_path / "app", **env) as (url, _):
+        result = Client(url, verbose=False).predict(handle_file(str(EXAMPLE)), "starry_night", 256,
+                                                    api_name="/stylize")
+        log = (tmp_path / "app" / "app.log").read_text()
+    assert Image.open(result[0]).size == (256, 170)
+    assert "compiled:" not in log  # served, and answered, before the compiler was done
