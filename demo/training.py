@@ -170,13 +170,15 @@ class TrainingJobs:
 
     def step(self, name: str) -> int:
         """The last logged step of job `name` (0 before the first log row)."""
-        rows = _read_rows(self.jobs_dir / name)
+        run_dir = self.jobs_dir / name
+        rows = _read_rows(run_dir, _started_from(run_dir))
         return int(rows[-1]["step"]) if rows else 0
 
     def progress(self, name: str) -> JobProgress:
         job = self.job(name)
         run_dir = self.jobs_dir / name
-        rows = _read_rows(run_dir)
+        given = _started_from(run_dir)  # read once per poll: the log and the renders both count from it
+        rows = _read_rows(run_dir, given)
         budget = self.budgets.get(job.budget)
         iterations = budget.iterations if budget else 0
         step, seconds = (int(rows[-1]["step"]), rows[-1]["seconds"]) if rows else (0, 0.0)
@@ -184,8 +186,7 @@ class TrainingJobs:
         if job.state == "running" and budget and step:
             remaining = min((iterations - step) * seconds / step, budget.max_minutes * 60 - seconds)
             remaining = max(0.0, remaining)
-        steps_given = _started_from(run_dir)[0]
-        renders = sorted((path, int(path.stem.removeprefix("step_")) - steps_given)
+        renders = sorted((path, int(path.stem.removeprefix("step_")) - given[0])
                          for path in (run_dir / "val").glob("step_*.jpg"))
         queued = [j.name for j in self.jobs() if j.state == "queued"]
         position = queued.index(name) + 1 if name in queued else 0
@@ -355,9 +356,9 @@ def _started_from(run_dir: Path) -> tuple[int, float]:
         return 0, 0.0
 
 
-def _read_rows(run_dir: Path) -> list[dict[str, float]]:
-    """The loop's log rows, with steps and seconds counted from the job's start."""
-    steps, seconds = _started_from(run_dir)
+def _read_rows(run_dir: Path, given: tuple[int, float]) -> list[dict[str, float]]:
+    """The loop's log rows, with steps and seconds counted from the job's start (`given`: `_started_from`)."""
+    steps, seconds = given
     return [{**row, "step": row["step"] - steps, "seconds": row["seconds"] - seconds}
             for row in read_log(run_dir / "log.csv")]
 
