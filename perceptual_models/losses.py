@@ -45,6 +45,14 @@ def pixel_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return feature_loss(output, target)
 
 
+def stability_loss(network: nn.Module, inputs: torch.Tensor, output: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Mean squared change of the output when the input gets Gaussian noise of std `sigma` (Gupta et al.
+    2017, "Characterizing and improving stability in neural style transfer"): a still scene through a
+    noisy camera then stays still. Costs a second pass of the network; needs no optical flow."""
+    noisy = inputs + sigma * torch.randn_like(inputs)
+    return (network(noisy).float() - output).pow(2).mean()
+
+
 def tv_loss(image: torch.Tensor) -> torch.Tensor:
     """Total variation regulariser: mean squared difference of horizontal and vertical neighbours."""
     dx = image[..., :, 1:] - image[..., :, :-1]

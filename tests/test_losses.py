@@ -11,6 +11,7 @@ from perceptual_models.losses import (
     feature_loss,
     gram_matrix,
     pixel_loss,
+    stability_loss,
     style_loss,
     tv_loss,
 )
@@ -100,3 +101,18 @@ def test_the_balanced_style_weight_is_the_balance_over_the_gram_norm(loss_networ
     assert objective.balanced(loss_network, soft, 3.8).style_weight > 1.5 * balanced.style_weight
     with pytest.raises(ConfigError, match="balance must be > 0"):
         objective.balanced(loss_network, starry_night, 0.0)
+
+
+def test_stability_loss_measures_how_input_noise_reaches_the_output():
+    torch.manual_seed(0)
+    image = torch.rand(2, 3, 64, 64)
+    # The identity passes the noise on whole: its mean square is sigma^2. A constant output ignores it.
+    assert stability_loss(torch.nn.Identity(), image, image, 0.1).item() == pytest.approx(0.01, rel=0.05)
+    assert stability_loss(lambda x: torch.zeros_like(x), image, torch.zeros_like(image), 0.1).item() == 0
+    # A blur averages the noise away: far less of it reaches the output, and the gradient reaches the weights.
+    blur = torch.nn.Conv2d(3, 3, 5, padding=2, bias=False)
+    torch.nn.init.constant_(blur.weight, 1 / 75)
+    loss = stability_loss(blur, image, blur(image), 0.1)
+    assert loss.item() < 0.01 / 10
+    loss.backward()
+    assert blur.weight.grad.abs().sum() > 0

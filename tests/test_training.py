@@ -78,6 +78,20 @@ def test_style_training_reduces_the_loss(tiny_photos, tmp_path):
     assert any(not torch.equal(value, checkpoint[f"model.{name}"]) for name, value in model.state_dict().items())
 
 
+def test_stability_term_is_trained_logged_and_recorded(tiny_photos, tmp_path):
+    task = StyleTask(style_image=str(STYLES / "starry_night.jpg"), image_size=32, style_size=64,
+                     lookup=LOCAL_VGG, stability_weight=1e6, stability_sigma=0.05)
+    saved = train(task, _settings(tiny_photos, tmp_path / "steady", iterations=4))
+    rows = _log(tmp_path / "steady")
+    assert all(row["stability"] > 0 for row in rows)
+    for row in rows:  # the total counts it with its weight
+        assert row["total"] == pytest.approx(row["content"] + task.objective.style_weight * row["style"]
+                                             + task.objective.tv_weight * row["tv"] + 1e6 * row["stability"], rel=1e-4)
+    config = json.loads(saved.with_suffix(".json").read_text())
+    assert config["task"]["stability_weight"] == 1e6 and config["task"]["stability_sigma"] == 0.05
+    assert config["final_losses"]["stability"] > 0
+
+
 def test_moving_average_warms_up_then_keeps_its_decay():
     average, current = torch.nn.BatchNorm2d(2), torch.nn.BatchNorm2d(2)
     with torch.no_grad():

@@ -85,6 +85,10 @@ def main(argv: list[str] | None = None) -> None:
     weight.add_argument("--style-weight", type=float, default=None,
                         help=f"a fixed style weight instead of --style-balance (the_scream, with --norm instance: {StyleObjective.style_weight:g})")
     style.add_argument("--tv-weight", type=float, default=StyleObjective.tv_weight)
+    style.add_argument("--stability-weight", type=float, default=StyleTask.stability_weight,
+                       help="weight of the output's change under input noise (steady video; 0: off)")
+    style.add_argument("--stability-sigma", type=float, default=StyleTask.stability_sigma,
+                       help="std of that input noise, pixels in [0, 1]")
     style.add_argument("--norm", default=StyleTask.norm, choices=NORMS, help="normalisation in the encoder (and, by default, the residual blocks)")
     style.add_argument("--residual-norm", default=StyleTask.residual_norm, choices=NORMS,
                        help="normalisation in the five residual blocks (default: --norm)")
@@ -153,6 +157,7 @@ def make_task(args: argparse.Namespace) -> StyleTask | SuperResolutionTask:
             style_balance=args.style_balance if args.style_weight is None else None,
             norm=args.norm, decoder_norm=args.decoder_norm, residual_norm=args.residual_norm,
             upsample=args.upsample, tanh_scale=args.tanh_scale,
+            stability_weight=args.stability_weight, stability_sigma=args.stability_sigma,
             lookup=lookup(args),
         )
     loss_options = {name: getattr(args, name) for name in ("loss", "feature_weight", "feature_layer", "norm")

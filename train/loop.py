@@ -29,13 +29,14 @@ from tqdm import tqdm
 from perceptual_models.errors import ConfigError
 from perceptual_models.image_io import crop_to_multiple, load_image, resize_longer_side, save_image
 from perceptual_models.inference import pick_device
+from perceptual_models.losses import stability_loss
 from perceptual_models.networks import build, load_from_files, save_pretrained
 from perceptual_models.runtime import configure
 
 from .data import PhotoBatches
 
 VAL_SIDE = 256  # longer side of a --val-image render
-LOG_COLUMNS = ("step", "total", "content", "style", "tv", "pixel", "seconds")
+LOG_COLUMNS = ("step", "total", "content", "style", "tv", "pixel", "stability", "seconds")
 
 
 @dataclass
@@ -195,7 +196,7 @@ def read_log(path: Path, up_to_step: float = math.inf) -> list[dict[str, float]]
 
 def _write_log(path: Path, rows: list[dict[str, float]], append: bool = False) -> None:
     with path.open("a" if append else "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS, restval=0.0)  # an older log has no stability column
         if not append:
             writer.writeheader()
         writer.writerows(rows)
@@ -210,8 +211,8 @@ def plot_losses(rows: list[dict[str, float]], path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     steps = [row["step"] for row in rows]
-    for name in ("total", "content", "style", "pixel", "tv"):
-        values = [row[name] for row in rows]
+    for name in LOG_COLUMNS[1:-1]:
+        values = [row.get(name, 0.0) for row in rows]
         if any(v > 0 for v in values):
             ax.plot(steps, values, label=name, linewidth=1.2)
     ax.set_yscale("log")
@@ -347,6 +348,9 @@ def train(task: Any, settings: LoopSettings) -> Path | None:
         with autocast:
             output = trained(inputs)
             losses = loss_fn(output.float(), loss_fn.targets(target))
+            losses["stability"] = (stability_loss(trained, inputs, output.float(), task.stability_sigma)
+                                   if task.stability_weight else losses["total"].new_zeros(()))
+            losses["total"] = losses["total"] + task.stability_weight * losses["stability"]
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimizer.step()

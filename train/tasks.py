@@ -37,6 +37,10 @@ class StyleTask:
     residual_norm: str | None = None  # None: `norm`
     upsample: str = "nearest-conv"
     tanh_scale: float = PAPER_TANH_SCALE  # output = 0.5 + tanh_scale * tanh(x); above 0.5 it can leave [0, 1]
+    # Training-only: weight x the output's mean squared change under input noise of std stability_sigma
+    # (`losses.stability_loss`). Stronger styles pass camera noise on as flicker; this keeps video steady.
+    stability_weight: float = 0.0
+    stability_sigma: float = 0.03
     lookup: HubSettings | None = None  # where the loss network is found (its `vgg_weights` file first)
     kind: str = field(default="style", init=False)
     rescale_crops = True  # random squares resized to image_size (SR takes exact pixel patches)
@@ -68,6 +72,8 @@ class StyleTask:
             "task": self.kind, "style_image": Path(self.style_image).name, "image_size": self.image_size,
             "style_size": self.style_size, **self.objective.to_dict(),
             **({"style_balance": self.style_balance} if self.style_balance else {}),
+            **({"stability_weight": self.stability_weight, "stability_sigma": self.stability_sigma}
+               if self.stability_weight else {}),
         }
 
 
@@ -92,6 +98,7 @@ class SuperResolutionTask:
     lookup: HubSettings | None = None  # where the loss network is found (its `vgg_weights` file first)
     kind: str = field(default="sr", init=False)
     rescale_crops = False
+    stability_weight = 0.0  # `StyleTask.stability_weight`: not used for SR
 
     def __post_init__(self) -> None:
         if self.loss not in ("pixel", "feat"):
