@@ -42,6 +42,7 @@ from perceptual_models.inference import (
     style_names,
     upscale,
 )
+from perceptual_models.losses import StyleObjective
 from perceptual_models.metrics import Reference
 from perceptual_models.runtime import RuntimeChoices
 from perceptual_models.vgg import LossNetwork, load_loss_network
@@ -86,6 +87,19 @@ class SRComparison:
     results: list[SRResult] = field(default_factory=list)
     note: str = ""
     metrics_seconds: float = 0.0  # all PSNR/SSIM work, preparing the original included
+
+
+@dataclass(frozen=True)
+class GatysStyle:
+    """The optimization's style side: the painting, its label, the objective and the painting's size."""
+
+    image: torch.Tensor
+    label: str
+    objective: StyleObjective
+    size: int | None = None  # longer side of the painting; None: the output's size, at least 256 px
+
+    def weight_text(self) -> str:
+        return f"style weight {self.objective.style_weight:.3g}"
 
 
 @dataclass
@@ -260,24 +274,28 @@ class Services:
         runner(image)
         return statistics.median(runner.timed(image)[1] for _ in range(repeats))
 
-    def gatys_style(self, style: str | None, upload: ImageSource | None) -> tuple[torch.Tensor, str]:
-        """The style image the optimization uses, and its label: an upload wins over the picked
-        style's own image."""
+    def gatys_style(self, style: str | None, upload: ImageSource | None) -> GatysStyle:
+        """What the optimization matches: an upload wins over the picked style's own image. A style with a
+        network is optimised on the objective that network was trained on, with its painting at the size it
+        was trained with, so the two sides of the comparison minimise one objective (the paper's Figure 5)."""
         if upload is not None:
-            return self.read_image(upload, "a style image")[0], "uploaded style"
+            return GatysStyle(self.read_image(upload, "a style image")[0], "uploaded style", GATYS_OBJECTIVE)
         path = self.style_image(style) if style else None
         if path is None:
             raise UserError("Upload a style image for the optimization (no image is bundled for this style).")
-        return load_image(path), style
+        runner = self.runners.get(style_model_name(style))
+        if runner is None:
+            return GatysStyle(load_image(path), style, GATYS_OBJECTIVE)
+        task = runner.config["task"]
+        return GatysStyle(load_image(path), style, StyleObjective.from_dict(task), task.get("style_size"))
 
-    def gatys(
-        self, content: torch.Tensor, style_image: torch.Tensor, size: int, iterations: int,
-    ) -> Iterator[Progress]:
+    def gatys(self, content: torch.Tensor, style: GatysStyle, size: int, iterations: int) -> Iterator[Progress]:
         """Gatys et al. with the paper's loss network and layers, streaming progress."""
         network = self.loss_network()
-        settings = GatysSettings(iterations=iterations, report_every=max(1, iterations // 60))
+        settings = GatysSettings(iterations=iterations, objective=style.objective,
+                                 report_every=max(1, iterations // 60))
         content = resize_longer_side(content, size)
-        style_image = resize_longer_side(style_image, max(size, 256))
+        style_image = resize_longer_side(style.image, style.size or max(size, 256))
         yield from run(content, style_image, network, settings)
 
     def reconstruct(

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import gradio as gr
 import pandas as pd
 
-from perceptual_models.gatys import GATYS_OBJECTIVE
 from perceptual_models.inference import device_name
+from perceptual_models.losses import StyleObjective
 
 from .components import UploadedImage
 from .gpu import on_gpu
@@ -61,9 +61,9 @@ def build_style_tab(services: Services) -> StyleTab:
     @user_errors
     def gatys_job(content, style, custom_style, size, iterations, timings):
         image, note = services.read_image(content, "a content image")
-        style_image, style_label = services.gatys_style(style, custom_style)
+        target = services.gatys_style(style, custom_style)
         timings = dict(timings or {})
-        for progress in services.gatys(image, style_image, int(size), int(iterations)):
+        for progress in services.gatys(image, target, int(size), int(iterations)):
             reference = None
             if progress.done:  # the speed-up's other side: a warm network pass at exactly this size
                 reference = services.feedforward_seconds(None if custom_style is not None else style,
@@ -72,11 +72,11 @@ def build_style_tab(services: Services) -> StyleTab:
                                 "device": device_name(services.device), "done": progress.done,
                                 "iteration": progress.iteration, "iterations": int(iterations),
                                 "network_seconds": reference,
-                                "detail": f"{style_label}, {progress.iteration} it."}
+                                "detail": f"{target.label}, {progress.iteration} it., {target.weight_text()}"}
             status = (f"**{'Done' if progress.done else 'Optimizing'}**: iteration {progress.iteration} / "
                       f"{int(iterations)}, {progress.elapsed:.1f} s, total loss {progress.losses.get('total', 0):.4g}")
             yield (as_file(progress.image), "\n\n".join(filter(None, [status, note])),
-                   gr.LinePlot(_loss_frame(progress.history), x_lim=[0, int(iterations)]),
+                   gr.LinePlot(_loss_frame(progress.history, target.objective), x_lim=[0, int(iterations)]),
                    _timing_table(timings), timings)
 
     @in_page
@@ -200,10 +200,9 @@ def _timing_table(timings: dict) -> pd.DataFrame:
 
 
 
-def _loss_frame(history: list[dict]) -> pd.DataFrame:
+def _loss_frame(history: list[dict], objective: StyleObjective) -> pd.DataFrame:
     """The weighted terms of the optimization's loss, log10 (their sum, the total, is in the status
     text: drawn here it would lie on top of the largest term)."""
-    objective = GATYS_OBJECTIVE  # what Services.gatys optimises
     weights = {"content": objective.content_weight, "style": objective.style_weight, "TV": objective.tv_weight}
     rows = []
     for entry in history:

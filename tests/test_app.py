@@ -14,6 +14,7 @@ from demo.app_process import REPO, running_app
 from demo.services import origin_in_words
 from perceptual_models import hub
 from perceptual_models.inference import SR_LABELS, SR_METHODS, sr_model_name
+from perceptual_models.networks import from_pretrained
 
 from bad_inputs import write_bad_inputs
 from conftest import VGG_FILE
@@ -72,6 +73,9 @@ def test_gatys_streams_progress_and_reports_the_speedup(client):
     assert Image.open(image).size == (128, 128) and "Done" in status and "10 / 10" in status
     gatys = _table(timing)[-1]
     assert gatys["method"].startswith("Gatys") and float(gatys["seconds"]) > 0
+    # One objective on both sides: the optimization minimises what the style's network was trained on.
+    trained_on = from_pretrained(f"style/{STYLES[0]}", hub.HubSettings(offline=True))[1]["task"]["style_weight"]
+    assert f"style weight {trained_on:.3g}" in gatys["method"]
     # Against a network pass at the same size, timed warm after the run (not whichever run came last).
     speedup, network_seconds = re.fullmatch(r"(\d+)x vs\. (\d+\.\d{3}) s", gatys["speed-up"]).groups()
     assert float(gatys["seconds"]) / float(network_seconds) == pytest.approx(int(speedup), rel=0.1, abs=1)
