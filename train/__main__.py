@@ -5,7 +5,8 @@
     python -m train srcnn --scale 4 --run-dir runs/srcnn_x4
     torchrun --nproc_per_node 2 -m train style ...      (DistributedDataParallel)
 
-Training photos default to $PERCEPTUAL_TRAIN_DATA (folders separated by ":") or ../shared/data/train beside the repo.
+Training photos default to $PERCEPTUAL_TRAIN_DATA (folders separated by ":"), else data/train in the shared
+folder: $PERCEPTUAL_SHARED, or ../shared beside the repo.
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ from perceptual_models.inference import SR_SCALES
 from perceptual_models.losses import StyleObjective
 from perceptual_models.networks import NORMS, UPSAMPLES
 
-from .data import folder_list
+from .data import folder_list, shared_folder
 from .loop import LoopSettings, train
 from .tasks import STYLE_ITERATIONS, StyleTask, SuperResolutionTask
 
-DEFAULT_DATA = folder_list(os.environ.get("PERCEPTUAL_TRAIN_DATA", "")) or [
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "train"]
+DEFAULT_DATA = folder_list(os.environ.get("PERCEPTUAL_TRAIN_DATA", "")) or [shared_folder() / "data" / "train"]
 
 
 def _common(parser: argparse.ArgumentParser, iterations: int, batch_size: int, lr: float, ema_decay: float) -> None:

@@ -29,12 +29,9 @@ from perceptual_models.image_io import load_image, resize_longer_side, to_pil
 from perceptual_models.inference import Runner
 
 from .compare_gatys import compare, require_style_network
-from .data import find_photos
+from .data import find_photos, shared_folder
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHMARK = REPO.parent / "shared" / "data" / "sr_benchmark"
-STYLE_IMAGES = REPO.parent / "shared" / "data" / "styles"  # full size, as trained on (the bundled ones are 384 px)
-HELD_OUT = [BENCHMARK / "Set5", BENCHMARK / "Set14", REPO / "demo" / "examples"]
 BLOTCH_LIMIT = 0.001  # the issue's bar: under 0.1% of the image
 
 
@@ -91,11 +88,27 @@ def summarize(rows: list[dict]) -> dict:
             "over_limit": sum(r["share"] >= BLOTCH_LIMIT for r in rows), "cases": len(rows)}
 
 
-def audit(model: str, photos: list[Path], sizes: list[int], gatys_photos: list[Path], gatys_size: int,
-          gatys_iters: list[int], sheet_dir: Path | None, settings: HubSettings,
-          style_dir: Path = STYLE_IMAGES) -> dict:
+def default_folders(shared: Path) -> dict[str, list[Path] | Path]:
+    """The command's default photo and painting folders, in the shared data folder `shared`."""
+    benchmark = shared / "data" / "sr_benchmark"
+    return {"photos": [benchmark / "Set5", benchmark / "Set14", REPO / "demo" / "examples"],  # held out
+            "gatys_photos": [benchmark / "Set5"],
+            "style_dir": shared / "data" / "styles"}  # full size, as trained on (the bundled ones are 384 px)
+
+
+def load_style_network(model: str, settings: HubSettings) -> Runner:
+    """The app's fast path for `model`; a usage error if it is missing or not a style network."""
     runner = Runner.load(model, torch.device("cpu"), "fast", settings)
     require_style_network(runner, model)
+    return runner
+
+
+def audit(model: str, photos: list[Path], sizes: list[int], gatys_photos: list[Path], gatys_size: int,
+          gatys_iters: list[int], sheet_dir: Path | None, settings: HubSettings,
+          style_dir: Path | None = None, runner: Runner | None = None) -> dict:
+    """`style_dir`: the full-size style images (None or missing: the bundled 384 px copies);
+    `runner`: `model` already loaded by `load_style_network`."""
+    runner = runner or load_style_network(model, settings)
     sheet_size = 512 if 512 in sizes else sizes[0]
     rows, sheet = audit_blotches(runner, photos, sizes, sheet_size if sheet_dir else None)
     result = {"model": model, "blotches": summarize(rows), "per_photo": rows}
@@ -105,9 +118,9 @@ def audit(model: str, photos: list[Path], sizes: list[int], gatys_photos: list[P
         sheet.save(sheet_path, quality=88)
         result["sheet"] = str(sheet_path)
     if gatys_photos:
-        style = style_dir / runner.config["task"]["style_image"]
+        style = style_dir / runner.config["task"]["style_image"] if style_dir else None
         scores = compare(model, gatys_photos, gatys_size, gatys_iters, "noise", settings,
-                         style_path=style if style.is_file() else None)
+                         style_path=style if style and style.is_file() else None)
         gatys = {n: scores["mean"][f"gatys_{n}"]["total"] for n in gatys_iters}
         result["objective"] = {**scores, "equivalent_gatys_iterations":
                                equivalent_iterations(scores["mean"]["network"]["total"], gatys)}
@@ -115,17 +128,18 @@ def audit(model: str, photos: list[Path], sizes: list[int], gatys_photos: list[P
 
 
 def main() -> None:
+    defaults = default_folders(shared_folder())  # $PERCEPTUAL_SHARED, else ../shared
     parser = argparse.ArgumentParser(prog="python -m train.audit", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", nargs="+", required=True, help="style/<name> or a model.safetensors path")
-    parser.add_argument("--photos", nargs="+", type=Path, default=HELD_OUT, help="folders of held-out photos")
+    parser.add_argument("--photos", nargs="+", type=Path, default=defaults["photos"], help="folders of held-out photos")
     parser.add_argument("--sizes", type=positive_ints, default="256,512,1024")
-    parser.add_argument("--gatys-photos", nargs="*", type=Path, default=[BENCHMARK / "Set5"],
+    parser.add_argument("--gatys-photos", nargs="*", type=Path, default=defaults["gatys_photos"],
                         help="folders for the objective comparison (none: skip it)")
     parser.add_argument("--gatys-count", type=positive_int, default=5, help="use the first N of those photos")
     parser.add_argument("--gatys-size", type=positive_int, default=256)
     parser.add_argument("--gatys-iters", type=positive_ints, default="10,25,50,100")
-    parser.add_argument("--style-dir", type=Path, default=STYLE_IMAGES,
+    parser.add_argument("--style-dir", type=Path, default=defaults["style_dir"],
                         help="the style images trained on (default: bundled 384 px copies if absent)")
     parser.add_argument("--sheet-dir", type=Path, default=None, help="write a contact sheet per model here")
     parser.add_argument("--json", type=Path, default=None)
@@ -137,12 +151,16 @@ def main() -> None:
 
 
 def run_audits(args: argparse.Namespace) -> None:
+    settings = HubSettings.from_env()
+    # The models first: a wrong model name is the likelier mistake, and is reported even where the
+    # default photo folders (the shared data) are missing.
+    runners = [(model, load_style_network(model, settings)) for model in args.model]
     photos = find_photos(args.photos)
     gatys_photos = find_photos(args.gatys_photos)[:args.gatys_count] if args.gatys_photos else []
-    results, settings = [], HubSettings.from_env()
-    for model in args.model:
+    results = []
+    for model, runner in runners:
         result = audit(model, photos, args.sizes, gatys_photos, args.gatys_size, args.gatys_iters, args.sheet_dir,
-                       settings, args.style_dir)
+                       settings, args.style_dir, runner=runner)
         results.append(result)
         summary = result["blotches"]
         line = (f"{model}: blotches max {100 * summary['max_share']:.2f}% ({summary['worst']}), "

@@ -8,7 +8,7 @@ torchrun every process sees a different share of the photos each epoch.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -18,6 +18,13 @@ from perceptual_models.errors import ConfigError, ImageError
 from perceptual_models.image_io import load_image, resize
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_folder(environ: Mapping[str, str] = os.environ) -> Path:
+    """The shared data folder (photos, benchmarks, paintings, the caffe VGG): $PERCEPTUAL_SHARED, else
+    ../shared beside the repository, as for the tests. Command lines read it once, for their defaults."""
+    return Path(environ.get("PERCEPTUAL_SHARED") or REPO.parent / "shared")
 
 
 def folder_list(value: str) -> list[Path]:
