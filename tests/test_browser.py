@@ -204,6 +204,9 @@ def test_every_tab_renders(page, shots):
     expect(page.get_by_text("The gallery has not been built yet")).to_have_count(0)
 
 
+JOB_KEYS = "perceptual-losses-training-jobs"  # train_tab's BrowserState: {job name: key}, encrypted
+
+
 def _open_training_tab(page: Page, app_url: str, local_storage: dict[str, str]) -> None:
     """The app opened in a browser whose local storage is `local_storage`. It is replaced from
     another page of the same origin: an open app page writes its state back as it unloads."""
@@ -217,12 +220,17 @@ def _open_training_tab(page: Page, app_url: str, local_storage: dict[str, str]) 
 def test_only_the_browser_that_started_a_training_job_stops_it(page, app_url, shots):
     """Last in the module: the style it trains joins the app's lists."""
     page.get_by_role("tab", name="Train your own style").click()
+    # The tab's store of job keys is written as it opens (an empty one), then whenever a key joins it.
+    page.wait_for_function("(store) => localStorage.getItem(store) !== null", arg=JOB_KEYS)
+    empty = page.evaluate("(store) => localStorage.getItem(store)", JOB_KEYS)
     _upload(page, "#train-style", REPO / "perceptual_models" / "weights" / "styles" / "wave.jpg")
     page.locator("#train-name input").fill("lesson")
     page.locator("#train-start").click()
     status = page.locator("#train-status")
     expect(status).to_contain_text(re.compile(r"(Queued|Training) lesson"), timeout=30_000)
-    page.wait_for_function("() => localStorage.length > 0")  # the page keeps the job's key there
+    # The key comes a request after the status (Train, then `remember`): a copy of the storage taken
+    # in between holds no key, and the reopened page's Stop is refused (3 failures in 6 runs).
+    page.wait_for_function("([store, empty]) => localStorage.getItem(store) !== empty", arg=[JOB_KEYS, empty])
     teacher = page.evaluate("() => ({...localStorage})")
     # Another browser (no key) follows the job, and its Stop is refused with a message.
     _open_training_tab(page, app_url, {})
