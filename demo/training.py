@@ -54,7 +54,7 @@ class Budget:
     amp: str = "bf16"  # the bundled CPU models were trained with bf16 autocast
 
 
-# The recipe of the bundled styles (README: the style-artefact experiments): 128 px crops, ~1 it/s on one core.
+# The recipe of the bundled styles (docs/results.md, docs/training-notes.md): 128 px crops, ~1 it/s on one core.
 CPU_BUDGETS = {
     "quick": Budget("Quick: about 10 minutes", iterations=600, image_size=128, max_minutes=10.5, val_every=50),
     "better": Budget("Better: about 30 minutes", iterations=1800, image_size=128, max_minutes=30.5, val_every=150),
@@ -77,7 +77,7 @@ START_FROM = BUNDLED_DIR / "style" / "udnie.safetensors"
 
 # How much of the painting against how much of the photo: the recipe's style balance (a like balance
 # for any painting, `StyleTask.style_balance`) times this. Kept narrow: blotches came back outside
-# (candy at 0.7x, mosaic at 1.4x; README).
+# (candy at 0.7x, mosaic at 1.4x; docs/training-notes.md).
 STRENGTHS = {"lighter": 0.8, "default": 1.0, "stronger": 1.25}
 
 

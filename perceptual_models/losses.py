@@ -94,7 +94,7 @@ class StyleObjective:
         One fixed weight pulls far harder towards a high-contrast painting (mosaic: ||G|| = 2.5e5)
         than towards a soft one (udnie: 6.7e4). Dividing by ||G|| gives paintings a like balance of
         photo and style; dividing by ||G||^2, the loss's own scale, over-corrects (udnie posterised the
-        photos). Measured in README: the training-recipe experiments.
+        photos). Measured in docs/training-notes.md: the recipe.
         """
         if balance <= 0:
             raise ConfigError(f"The style balance must be > 0, got {balance}.")

@@ -131,8 +131,8 @@ class TransformerNet(nn.Module):
     `norm` is the encoder's normalisation; `residual_norm` and `decoder_norm` those of the residual
     and the two upsampling blocks (default: `norm`). Instance norm in the later blocks lets the
     network plant one strong spike that dominates a channel's statistics and comes out as a flat
-    white or black blotch; "none" there removes the mechanism (see the README's style-artefact
-    experiments).
+    white or black blotch; "none" there removes the mechanism (docs/results.md: where the blotches
+    came from).
     """
 
     def __init__(self, norm: str = "instance", upsample: str = "nearest-conv",
