@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from perceptual_models import hub
+from perceptual_models import controls, hub
+from perceptual_models.controls import StyleControls
 from perceptual_models.errors import PerceptualError, UnreadableWeights
 from perceptual_models.gatys import GATYS_OBJECTIVE, GatysSettings, Progress, reconstruct, run
 from perceptual_models.image_io import (
@@ -40,6 +41,7 @@ from perceptual_models.inference import (
     sr_model_name,
     style_model_name,
     style_names,
+    synchronize,
     upscale,
 )
 from perceptual_models.losses import StyleObjective
@@ -57,6 +59,13 @@ log = logging.getLogger("perceptual_losses.app")
 
 class UserError(PerceptualError):
     """Something the person using the app can fix; shown as-is in the UI."""
+
+
+@dataclass
+class Stylized:
+    image: torch.Tensor
+    seconds: float  # all of it: the network pass(es) and the controls
+    network_seconds: float  # the network passes alone (none at strength 0, two when mixing)
 
 
 @dataclass
@@ -254,10 +263,29 @@ class Services:
             raise UserError(f"Style {style!r} is unavailable" + (f": {status.error}" if status else "."))
         return runner
 
-    def stylize(self, content: torch.Tensor, style: str, size: int) -> tuple[torch.Tensor, float]:
-        """Feed-forward stylisation at `size` (longer side); returns the image and seconds."""
+    def style_networks(self, style: str, settings: StyleControls) -> tuple[Runner, Runner | None]:
+        """The style's network and, when the settings mix in a second style, that one's."""
+        settings.validate()
+        return self.style_runner(style), self.style_runner(settings.mix_style) if settings.mixes else None
+
+    def stylize(self, content: torch.Tensor, style: str, size: int,
+                settings: StyleControls = StyleControls()) -> Stylized:  # noqa: B008 - frozen, shared safely
+        """Feed-forward stylisation at `size` (longer side) with the controls, timed."""
         image = resize_longer_side(content, size)
-        return self.style_runner(style).timed(image)
+        network, mix_network = self.style_networks(style, settings)
+        network_seconds = []
+
+        def timed(runner: Runner) -> controls.Network:
+            def run(x: torch.Tensor) -> torch.Tensor:
+                output, seconds = runner.timed(x)
+                network_seconds.append(seconds)
+                return output
+            return run
+
+        synchronize(self.device)
+        start = time.perf_counter()
+        output = controls.stylize(image, timed(network), settings, mix_network and timed(mix_network))
+        return Stylized(output, time.perf_counter() - start, sum(network_seconds))
 
     def feedforward_seconds(self, style: str | None, height: int, width: int, repeats: int = 3) -> float | None:
         """One warm feed-forward pass at exactly `height` x `width`, in seconds (median of `repeats`
@@ -289,11 +317,12 @@ class Services:
         task = runner.config["task"]
         return GatysStyle(load_image(path), style, StyleObjective.from_dict(task), task.get("style_size"))
 
-    def gatys(self, content: torch.Tensor, style: GatysStyle, size: int, iterations: int) -> Iterator[Progress]:
+    def gatys(self, content: torch.Tensor, style: GatysStyle, size: int, iterations: int,
+              preserve_color: bool = False) -> Iterator[Progress]:
         """Gatys et al. with the paper's loss network and layers, streaming progress."""
         network = self.loss_network()
         settings = GatysSettings(iterations=iterations, objective=style.objective,
-                                 report_every=max(1, iterations // 60))
+                                 report_every=max(1, iterations // 60), preserve_color=preserve_color)
         content = resize_longer_side(content, size)
         style_image = resize_longer_side(style.image, style.size or max(size, 256))
         yield from run(content, style_image, network, settings)

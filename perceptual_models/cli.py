@@ -11,6 +11,7 @@ import dataclasses
 import json
 import platform
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ from huggingface_hub import SpaceHardware
 from tqdm import tqdm
 
 from . import __version__
+from .controls import STROKE_RANGE, StyleControls
 from .errors import ConfigError, PerceptualError
 from .gatys import GATYS_OBJECTIVE, GatysSettings
 from .hub import HubSettings
@@ -107,32 +109,58 @@ def cmd_gatys(args: argparse.Namespace) -> None:
         Path(args.report).write_text(json.dumps(report, indent=2))
 
 
+def _controls(args: argparse.Namespace) -> StyleControls:
+    """The controls a command line asked for (`add_control_arguments`), checked."""
+    settings = StyleControls(preserve_color=args.preserve_color, strength=args.strength, stroke=args.stroke,
+                             mix_style=args.mix_model, mix=args.mix, steady=getattr(args, "steady", False))
+    settings.validate()
+    return settings
+
+
+def _style_networks(args: argparse.Namespace, settings: StyleControls, device: torch.device):
+    """--model's runner, and --mix-model's when the settings mix."""
+    from .inference import Runner
+
+    runner = Runner.load(args.model, device, args.precision, args.hub)
+    return runner, Runner.load(settings.mix_style, device, args.precision, args.hub) if settings.mixes else None
+
+
 def cmd_stylize(args: argparse.Namespace) -> None:
+    from .controls import stylize
     from .image_io import save_image
-    from .inference import Runner, device_name, pick_device
+    from .inference import device_name, pick_device, synchronize
 
     device = pick_device(args.device)
-    runner = Runner.load(args.model, device, args.precision, args.hub)
+    settings = _controls(args)
+    runner, mix_runner = _style_networks(args, settings, device)
     image = _image_and_size(args.input, args.size)
-    runner.timed(image)  # warm-up: first call allocates and picks kernels
-    output, seconds = runner.timed(image)
+    stylize(image, runner, settings, mix_runner)  # warm-up: first call allocates and picks kernels
+    synchronize(device)
+    start = time.perf_counter()
+    output = stylize(image, runner, settings, mix_runner)
+    seconds = time.perf_counter() - start
     save_image(output, args.output)
     height, width = output.shape[-2:]
-    print(f"{args.output}: {width}x{height} in {seconds * 1000:.1f} ms on {device_name(device)}")
+    controls = f" ({settings.describe()})" if settings.describe() else ""
+    print(f"{args.output}: {width}x{height}{controls} in {seconds * 1000:.1f} ms on {device_name(device)}")
 
 
 def cmd_stylize_video(args: argparse.Namespace) -> None:
-    from .inference import Runner, device_name, pick_device
+    from .controls import video_network
+    from .inference import device_name, pick_device
     from .video import probe, stylize_video
 
     device = pick_device(args.device)
-    runner = Runner.load(args.model, device, args.precision, args.hub)
+    settings = _controls(args)
+    runner, mix_runner = _style_networks(args, settings, device)
     if args.compile:
-        runner.compile()
+        for network in filter(None, (runner, mix_runner)):
+            network.compile()
     info = probe(args.input)
     final = None
+    network = video_network(runner, settings, mix_runner)
     with tqdm(total=info.frames, desc="stylize-video", unit="frame") as bar:
-        for final in stylize_video(runner, args.input, args.output, args.size, args.max_seconds, args.batch_size):
+        for final in stylize_video(network, args.input, args.output, args.size, args.max_seconds, args.batch_size):
             bar.total = final.frames_total
             bar.update(final.frames_done - bar.n)
     trimmed = f", cut at {final.trimmed_to:g} s" if final.trimmed_to else ""
@@ -267,6 +295,21 @@ def positive_ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers such as 256,512, got {text!r}") from None
 
 
+def add_control_arguments(parser: argparse.ArgumentParser, video: bool = False) -> None:
+    """The controls of `perceptual_models.controls`; the defaults change nothing."""
+    parser.add_argument("--preserve-color", action="store_true",
+                        help="keep the photo's colours: the output's luminance with the photo's chroma")
+    parser.add_argument("--strength", type=float, default=1.0, help="0: the photo, 1: the full style (default)")
+    parser.add_argument("--stroke", type=float, default=1.0,
+                        help=f"stroke size, {STROKE_RANGE[0]:g} to {STROKE_RANGE[1]:g}: 2 paints strokes twice as "
+                             "large (the network runs on a half-size copy)")
+    parser.add_argument("--mix-model", default=None, help="a second style network to mix in (style/<name> or a path)")
+    parser.add_argument("--mix", type=float, default=0.0, help="0: --model alone (default), 1: --mix-model alone")
+    if video:
+        parser.add_argument("--steady", action="store_true",
+                            help="blend each frame with the previous output where the input did not change")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m perceptual_models", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -303,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("-o", "--output", required=True)
     stylize.add_argument("--size", type=positive_int, default=None, help="longer side (default: keep)")
     stylize.add_argument("--precision", default="fast", choices=PRECISIONS)
+    add_control_arguments(stylize)
 
     video = command("stylize-video", cmd_stylize_video,
                     "stylise every frame of a video (H.264 mp4 out, the source's audio and frame rate kept)")
@@ -314,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--max-seconds", type=float, default=None, help="cut longer inputs here")
     video.add_argument("--precision", default="fast", choices=PRECISIONS)
     video.add_argument("--compile", action="store_true", help="torch.compile first (pays off on long clips)")
+    add_control_arguments(video, video=True)
 
     upscale = command("upscale", cmd_upscale, "super-resolve a low-resolution image")
     upscale.add_argument("--method", default="feat", choices=SR_METHODS)

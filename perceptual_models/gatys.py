@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from .controls import keep_color
 from .errors import ConfigError
-from .image_io import cap_pixels, resize_longer_side, rgb_to_ycbcr, ycbcr_to_rgb
+from .image_io import cap_pixels, resize_longer_side, rgb_to_ycbcr
 from .inference import synchronize
 from .losses import PAPER_STYLE_LAYERS, StyleObjective
 from .vgg import LossNetwork, check_layers
@@ -103,8 +104,8 @@ def run(
     content, _ = cap_pixels(content, settings.max_pixels)
     style, _ = cap_pixels(style, settings.max_pixels)
     content, style = content.to(device), style.to(device)
+    photo = content  # whose colours the output takes with preserve_color
     if settings.preserve_color:
-        chroma = rgb_to_ycbcr(content)[:, 1:]
         style = _match_luminance(style, content)
         content = _luminance_as_rgb(content)
 
@@ -130,10 +131,7 @@ def run(
 
     def to_output(x: torch.Tensor) -> torch.Tensor:
         x = x.detach().clamp(0, 1)
-        if settings.preserve_color:
-            luma = rgb_to_ycbcr(x)[:, :1]
-            x = ycbcr_to_rgb(torch.cat([luma, chroma], dim=1)).clamp(0, 1)
-        return x.cpu()
+        return (keep_color(x, photo) if settings.preserve_color else x).cpu()
 
     last: dict[str, torch.Tensor] = {}
 
