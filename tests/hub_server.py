@@ -19,7 +19,6 @@ import hashlib
 import json
 import re
 import threading
-import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,6 +27,7 @@ from urllib.parse import unquote
 
 import yaml
 
+HANG_SECONDS = 120  # how long a hanging server holds a request that `stop` does not let go: longer than any test
 LFS_THRESHOLD = 10 * 1024 * 1024  # the Hub stores files this large, or with a NUL byte in their start, in LFS
 REPO_PATH = r"/api/(?P<kind>models|datasets|spaces)/(?P<repo>[^/]+/[^/]+)"
 
@@ -46,7 +46,10 @@ class HubServer:
     def __init__(self, folder: Path, repo: str, revision: str) -> None:
         self.folder, self.repo, self.revision = Path(folder), repo, revision
         self.commit = hashlib.sha1(f"{repo}@{revision}".encode()).hexdigest()
-        self.hang = False
+        self.hang = False  # take each request and answer none, until `stop` (or HANG_SECONDS)
+        self.hung: list[str] = []  # the requests taken while hanging
+        self.hung_answered: list[str] = []  # those the server ended by itself: their client waited HANG_SECONDS
+        self._release = threading.Event()
         self.missing: set[str] = set()
         self.requests: list[str] = []
         self.created: dict[str, Repo] = {}
@@ -84,14 +87,17 @@ class HubServer:
 
     def stop(self) -> None:
         self.hang = False
+        self._release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
     def _answer(self, handler: BaseHTTPRequestHandler, with_body: bool) -> None:
-        if self.hang:
-            time.sleep(30)  # longer than any timeout a test configures
-            return
         path = unquote(handler.path.split("?")[0])
+        if self.hang:
+            self.hung.append(f"{handler.command} {path}")
+            if not self._release.wait(HANG_SECONDS):
+                self.hung_answered.append(f"{handler.command} {path}")
+            return
         self.requests.append(f"{handler.command} {path}")
         if tree := re.fullmatch(REPO_PATH + r"/tree/[^/]+", path):
             repo = self.created.get(f"{tree['kind']}/{tree['repo']}")

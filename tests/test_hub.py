@@ -4,7 +4,6 @@ import dataclasses
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -93,10 +92,9 @@ def test_downloads_then_serves_from_the_cache_without_the_server(server, hub_rep
     assert _same_weights(first.weights, hub_repo / "style/a.safetensors")
     assert any("GET" in r and "style/a.safetensors" in r for r in server.requests)
     server.stop()
-    start = time.monotonic()
     second = hub.resolve("style/a", dataclasses.replace(settings))  # equal values, a fresh reachability check
-    assert time.monotonic() - start < 5
-    assert second.origin.startswith("hub") and second.weights == first.weights  # the cached file
+    # From the cache alone: huggingface_hub was not asked to reach the dead server (its retries take ~30 s).
+    assert second.origin == f"hub cache {REPO_ID}@{REVISION}" and second.weights == first.weights
 
 
 def test_one_process_uses_two_repos(server, hub_repo, bundled):
@@ -132,10 +130,11 @@ def test_missing_file_falls_back_for_that_file_only(server, hub_repo, bundled):
 def test_a_server_that_never_answers_times_out(server, bundled, monkeypatch):
     monkeypatch.setenv(hub.TIMEOUT_ENV, "1")
     server.hang = True
-    start = time.monotonic()
+    assert hub.HubSettings.from_env().timeout == 1.0
     assert hub.resolve("style/a", hub.HubSettings.from_env()).origin == "bundled"
-    assert hub.resolve("style/b", hub.HubSettings.from_env()).origin == "bundled"  # the dead Hub is not asked again
-    assert time.monotonic() - start < 4
+    assert hub.resolve("style/b", hub.HubSettings.from_env()).origin == "bundled"
+    # The client gave up by itself (the server has answered nothing yet), and the dead Hub was asked once.
+    assert len(server.hung) == 1 and not server.hung_answered, (server.hung, server.hung_answered)
 
 
 def test_local_dir_comes_first_and_pickles_are_refused(server, bundled, tmp_path, monkeypatch):
@@ -211,12 +210,15 @@ def test_export_writes_fp16_with_config_and_card(tmp_path):
     assert "Vincent van Gogh" in card and f"**Weights saved**: {averaged}" in card
 
 
-def test_hub_list_offline_is_prompt():
-    start = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "perceptual_models", "hub", "list"], check=False, capture_output=True,
-                            text=True, cwd=REPO, timeout=60)
+def test_hub_list_offline_is_prompt(hub_repo, monkeypatch):
+    """Offline, the list asks no server: one that never answers, where the Hub should be, is never asked."""
+    with HubServer(hub_repo, REPO_ID, REVISION) as hanging:
+        hanging.hang = True
+        monkeypatch.setenv("HF_ENDPOINT", hanging.url)
+        result = subprocess.run([sys.executable, "-m", "perceptual_models", "hub", "list"], check=False,
+                                capture_output=True, text=True, cwd=REPO, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert time.monotonic() - start < 30
+    assert hanging.hung == []
     for name in hub.model_names():
         assert f"{name}" in result.stdout
     assert all(line.endswith("bundled") for line in result.stdout.splitlines()[1:])
