@@ -36,8 +36,12 @@ def page(browser_context, app_url) -> Page:
 
 
 def _upload(page: Page, element: str, path: Path) -> None:
+    """Upload `path` and wait until the component holds it: its preview names the uploaded file
+    (whether or not the browser can draw it: the bad inputs are uploaded too)."""
     page.locator(f"{element} input[type=file]").set_input_files(str(path))
-    page.wait_for_timeout(800)
+    page.wait_for_function("([element, name]) => decodeURIComponent(document.querySelector(element + ' img')"
+                           "?.getAttribute('src') || '').endsWith('/' + name)", arg=[element, path.name],
+                           timeout=30_000)
 
 
 def _image_size(page: Page, selector: str) -> tuple[int, int]:
@@ -51,9 +55,8 @@ def test_a_thumbnail_picks_its_own_style(page):
     for index in (2, 0):
         thumbnails.nth(index).click()
         expected = captions.nth(index).inner_text() if captions.count() else None
-        page.wait_for_timeout(800)
-        picked = page.locator("#style-choice input").input_value()
-        assert picked == expected, (index, picked, expected)
+        assert expected, "the thumbnails have no captions"
+        expect(page.locator("#style-choice input")).to_have_value(expected)  # (2, 0): each pick changes it
     expect(page.locator(ERROR_BADGES)).to_have_count(0)
 
 
@@ -83,6 +86,12 @@ def test_super_resolution_shows_every_method_and_metrics(page, shots):
 ERROR_BADGES = "[data-testid=status-tracker] .error"  # what Gradio paints over outputs when an event fails
 
 
+def _wait_until_done(page: Page, element: str) -> None:
+    """Until the event `element` is an output of has ended (Gradio hides the element's status tracker)."""
+    expect(page.locator(f"{element} [data-testid=status-tracker]").first).to_have_class(re.compile(r"\bhide\b"),
+                                                                                      timeout=60_000)
+
+
 def _output_src(page: Page, element: str) -> str:
     return page.locator(f"{element} img").get_attribute("src")
 
@@ -102,17 +111,18 @@ def test_gatys_streams_and_stop_keeps_the_last_image(page, browser_context, shot
     other.goto(page.url)
     _upload(other, "#content-image", EXAMPLE)
     other.locator("#run-gatys").click()
-    other.wait_for_timeout(1500)
+    # Its Stop goes after its click has registered: the page then shows its place in the queue.
+    expect(other.locator("#gatys-status")).to_contain_text("queue", timeout=30_000)
     other.locator("#stop-gatys").click()
     page.locator("#stop-gatys").click()
     expect(status).to_contain_text(re.compile(r"Stopped at iteration \d+ / 100"), timeout=30_000)
     stopped, image = status.inner_text(), _output_src(page, "#gatys-output")
-    page.wait_for_timeout(4000)
-    assert status.inner_text() == stopped and _output_src(page, "#gatys-output") == image  # the run has ended
+    # The run has ended: the optimizations run one at a time, and the waiting one has had its turn.
+    expect(other.locator("#gatys-status")).to_have_text("Stopped before it started.", timeout=60_000)
+    assert status.inner_text() == stopped and _output_src(page, "#gatys-output") == image  # nothing came after
     expect(page.locator(ERROR_BADGES)).to_have_count(0)
     expect(page.locator("#timing-table")).to_contain_text("Gatys")
     page.screenshot(path=str(shots / "gatys_stopped.png"), full_page=True)
-    expect(other.locator("#gatys-status")).to_have_text("Stopped before it started.", timeout=60_000)
     expect(other.locator("#gatys-output img")).to_have_count(0)
     other.close()
 
@@ -127,7 +137,7 @@ def test_an_error_leaves_earlier_outputs_and_timings_in_place(page, shots, tmp_p
     _upload(page, "#content-image", path)
     page.locator("#run-feedforward").click()
     expect(page.locator("[data-testid=toast-text]").last).to_contain_text(expected, timeout=60_000)
-    page.wait_for_timeout(1000)
+    _wait_until_done(page, "#feedforward-output")  # the event has ended: no output can change after this
     assert _output_src(page, "#feedforward-output") == image
     assert page.locator("#timing-table").inner_text() == timing
     expect(page.locator(ERROR_BADGES)).to_have_count(0)
@@ -152,7 +162,10 @@ def test_phone_layout_has_every_tab_the_styles_and_the_run_button_on_the_first_s
     page.goto(app_url)
     button = page.locator("#run-feedforward")
     expect(button).to_be_visible(timeout=60_000)
-    page.wait_for_timeout(1000)  # the layout settles
+    # The layout has settled once the fonts and the images above the button (the style thumbnails) are in.
+    page.wait_for_function("() => document.fonts.status === 'loaded' && [...document.querySelectorAll("
+                           "'#style-gallery img')].every(img => img.complete && img.naturalWidth > 0)",
+                           timeout=30_000)
     box = button.bounding_box()
     assert box["y"] + box["height"] <= 844, box
     for tab in ("Style transfer", "Super-resolution", "Gallery", "How it works"):
@@ -194,13 +207,13 @@ def test_bad_uploads_give_a_result_or_a_clear_message(page, shots, tmp_path):
 
 
 def test_every_tab_renders(page, shots):
-    for tab in ("Gallery", "How it works"):
+    headings = {"Gallery": "The paper's tables, reproduced by this code", "How it works": "What does the loss network see?"}
+    for tab, heading in headings.items():
         page.get_by_role("tab", name=tab).click()
-        page.wait_for_timeout(1000)
+        expect(page.get_by_text(heading)).to_be_visible()
         page.screenshot(path=str(shots / f"tab_{tab.lower().replace(' ', '_')}.png"), full_page=True)
-    expect(page.get_by_text("What does the loss network see?")).to_be_visible()
     page.get_by_role("tab", name="Gallery").click()
-    expect(page.get_by_text("The paper's tables, reproduced by this code")).to_be_visible()
+    expect(page.get_by_text(headings["Gallery"])).to_be_visible()
     expect(page.get_by_text("The gallery has not been built yet")).to_have_count(0)
 
 
