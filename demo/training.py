@@ -1,9 +1,9 @@
 """Training jobs behind the "Train your own style" tab: the project's one training loop, one job at a time.
 
-A job is `python -m train style ...` (train/loop.py, the same loop as every bundled model) in a
-subprocess at low priority with half the cores, so the app keeps serving while it trains.
-Everything about a job lives in its folder (job.json, the loop's log.csv, val/ renders, the
-checkpoint), so it outlives the browser tab, any page can follow it, and a restarted app finds it.
+A job is a run spec (`train.run.RunSpec`) trained by `python -m train run <its folder>/spec.json` (train/loop.py,
+the same loop as every bundled model) in a subprocess at low priority with half the cores, so the app keeps
+serving while it trains. Everything about a job lives in its folder (job.json, and the run's files:
+`train.run.RunFolder`), so it outlives the browser tab, any page can follow it, and a restarted app finds it.
 A finished or stopped job's network is exported like the bundled ones (fp16 safetensors, JSON
 config, model card, the style image as thumbnail) into the user-models folder, where the model
 resolver (`perceptual_models.hub`, origin "trained here") and the style lists find it.
@@ -29,8 +29,8 @@ from perceptual_models.image_io import load_image, resize_longer_side, to_pil
 from perceptual_models.inference import style_model_name
 from perceptual_models.losses import StyleObjective
 from perceptual_models.publish import export_model
-from train.loop import read_log, trained_iterations
-from train.tasks import StyleTask
+from train.run import LoopSettings, RunFolder, RunSpec, trained_iterations
+from train.tasks import STYLE_EMA_DECAY, StyleTask
 
 from .services import UserError
 
@@ -168,17 +168,20 @@ class TrainingJobs:
         active.sort(key=lambda job: (job.state != "running", job.submitted))
         return active[0].name if active else None
 
+    def run(self, name: str) -> RunFolder:
+        return RunFolder(self.jobs_dir / name)
+
     def step(self, name: str) -> int:
         """The last logged step of job `name` (0 before the first log row)."""
-        run_dir = self.jobs_dir / name
-        rows = _read_rows(run_dir, _started_from(run_dir))
+        run = self.run(name)
+        rows = _read_rows(run, run.started_from())
         return int(rows[-1]["step"]) if rows else 0
 
     def progress(self, name: str) -> JobProgress:
         job = self.job(name)
-        run_dir = self.jobs_dir / name
-        given = _started_from(run_dir)  # read once per poll: the log and the renders both count from it
-        rows = _read_rows(run_dir, given)
+        run = self.run(name)
+        given = run.started_from()  # read once per poll: the log and the renders both count from it
+        rows = _read_rows(run, given)
         budget = self.budgets.get(job.budget)
         iterations = budget.iterations if budget else 0
         step, seconds = (int(rows[-1]["step"]), rows[-1]["seconds"]) if rows else (0, 0.0)
@@ -186,11 +189,10 @@ class TrainingJobs:
         if job.state == "running" and budget and step:
             remaining = min((iterations - step) * seconds / step, budget.max_minutes * 60 - seconds)
             remaining = max(0.0, remaining)
-        renders = sorted((path, int(path.stem.removeprefix("step_")) - given[0])
-                         for path in (run_dir / "val").glob("step_*.jpg"))
+        renders = [(path, step - given[0]) for path, step in run.rendered()]
         queued = [j.name for j in self.jobs() if j.state == "queued"]
         position = queued.index(name) + 1 if name in queued else 0
-        return JobProgress(job, position, step, iterations, seconds, remaining, rows, _read_objective(run_dir), renders)
+        return JobProgress(job, position, step, iterations, seconds, remaining, rows, _read_objective(run), renders)
 
     # --- what pages do --------------------------------------------------------------------
 
@@ -232,7 +234,7 @@ class TrainingJobs:
                 self._save(Job(**{**asdict(job), "state": "stopped", "ended": time.time(),
                                   "message": "Stopped before it started."}))
             elif job.state == "running":
-                (self.jobs_dir / name / "STOP").touch()
+                self.run(name).stop_file.touch()
 
     # --- the worker -----------------------------------------------------------------------
 
@@ -249,52 +251,49 @@ class TrainingJobs:
                 log.exception("training job %s failed", job.name)
                 self._finish(job, "failed", f"Training failed ({type(exc).__name__}); the server log says why.")
 
-    def _command(self, job: Job) -> list[str]:
-        budget, run_dir = self.budgets[job.budget], self.jobs_dir / job.name
-        start, given = [], 0
-        if self.start_from is not None:  # the loop counts on from the network's own iterations
-            start = ["--init-from", str(self.start_from)]
-            given = trained_iterations(self.start_from)
-        return [
-            sys.executable, "-m", "train", "style", "--style", str(run_dir / f"{job.name}.jpg"), "--run-dir", str(run_dir),
-            *start, "--data", *map(str, self.data), "--iterations", str(given + budget.iterations),
-            "--image-size", str(budget.image_size), "--style-size", str(StyleTask.style_size),
-            "--style-balance", str(style_balance(job.strength)),
-            "--max-minutes", str(budget.max_minutes), "--device", self.device,
-            "--amp", budget.amp if self.device == "cpu" else "auto", "--threads", str(self.threads),
-            "--log-every", "10", "--val-every", str(budget.val_every), "--val-image", str(VALIDATION_PHOTO),
-            "--checkpoint-every", str(budget.val_every),
-            "--stop-file", str(run_dir / "STOP"), "--note", f"trained in the app ({budget.label}, {job.strength} style strength)",
-        ]
+    def spec(self, job: Job) -> RunSpec:
+        """What the job trains: the recipe of the bundled styles at the budget's size and steps, going on from
+        `start_from` (the loop counts on from that network's own iterations)."""
+        budget, run = self.budgets[job.budget], self.run(job.name)
+        given = trained_iterations(self.start_from) if self.start_from is not None else 0
+        task = StyleTask(style_image=str(run.path / f"{job.name}.jpg"), image_size=budget.image_size,
+                         style_balance=style_balance(job.strength))
+        return RunSpec(task, LoopSettings(
+            data=[str(d) for d in self.data], run_dir=run.path, iterations=given + budget.iterations,
+            max_minutes=budget.max_minutes, device=self.device, amp=budget.amp if self.device == "cpu" else "auto",
+            threads=self.threads, log_every=10, val_every=budget.val_every, val_image=VALIDATION_PHOTO,
+            checkpoint_every=budget.val_every, ema_decay=STYLE_EMA_DECAY, stop_file=run.stop_file, init_from=self.start_from,
+            extra={"note": f"trained in the app ({budget.label}, {job.strength} style strength)"}))
 
     def _run(self, job: Job) -> None:
-        run_dir = self.jobs_dir / job.name
-        with (run_dir / "train.log").open("w") as output:
+        run = self.run(job.name)
+        self.spec(job).write(run.spec)
+        with run.output.open("w") as output:
             # Lower priority than the app: a click or a live frame goes first when both want the CPU.
-            process = subprocess.Popen(self._command(job), cwd=REPO, stdout=output, stderr=subprocess.STDOUT)
+            process = subprocess.Popen([sys.executable, "-m", "train", "run", str(run.spec)], cwd=REPO,
+                                       stdout=output, stderr=subprocess.STDOUT)
             if hasattr(os, "setpriority"):
                 os.setpriority(os.PRIO_PROCESS, process.pid, 10)
             self._running = job, process
             code = process.wait()
             self._running = None
-        trained = run_dir / "model.safetensors"
-        if code != 0 or not trained.is_file():
-            tail = (run_dir / "train.log").read_text(errors="replace")[-2000:]
+        if code != 0 or not run.model.is_file():
+            tail = run.output.read_text(errors="replace")[-2000:]
             log.error("training job %s ended with code %s:\n%s", job.name, code, tail)
             self._finish(job, "failed", "Training failed; the server log says why.")
             return
         self.on_model(self._export(job.name))  # before the job says it ended: a page then lists the style
-        stopped = (run_dir / "STOP").exists()
+        stopped = run.stop_file.exists()
         self._finish(job, "stopped" if stopped else "done",
                      "Stopped; the network so far is saved and in the style list." if stopped else "")
 
     def _export(self, job_name: str) -> str:
         """The run's network into the user-models folder, as the bundled ones are; returns its model name."""
-        run_dir, name = self.jobs_dir / job_name, style_model_name(job_name)
-        export_model(run_dir / "model.safetensors", name, self.models_dir)
+        run, name = self.run(job_name), style_model_name(job_name)
+        export_model(run.model, name, self.models_dir)
         painting = self.models_dir / style_image_file(job_name)
         painting.parent.mkdir(exist_ok=True)
-        to_pil(resize_longer_side(load_image(run_dir / f"{job_name}.jpg"), 384)).save(painting, quality=90)
+        to_pil(resize_longer_side(load_image(run.path / f"{job_name}.jpg"), 384)).save(painting, quality=90)
         return name
 
     def _finish(self, job: Job, state: str, message: str) -> None:
@@ -311,7 +310,7 @@ class TrainingJobs:
     def _recover(self, job: Job) -> None:
         """A job that was running when the app stopped: its network, if `close` saved one, is exported
         and served (the app loaded its models before this, so `on_model` adds it)."""
-        if (self.jobs_dir / job.name / "model.safetensors").is_file():
+        if self.run(job.name).model.is_file():
             self.on_model(self._export(job.name))
             self._finish(job, "stopped", "The app stopped while this job trained; the network so far is saved "
                                          "and in the style list.")
@@ -327,7 +326,7 @@ class TrainingJobs:
         if running is None or running[1].poll() is not None:
             return
         job, process = running
-        (self.jobs_dir / job.name / "STOP").touch()
+        self.run(job.name).stop_file.touch()
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -346,26 +345,17 @@ def _read_job(path: Path) -> Job:
     return Job(**json.loads(path.read_text()))
 
 
-def _started_from(run_dir: Path) -> tuple[int, float]:
-    """The iterations and seconds of the network the job went on from (its run.json), which the loop's
-    log counts in and a job's progress does not."""
-    try:
-        start = json.loads((run_dir / "run.json").read_text()).get("started_from") or {}
-        return int(start.get("iterations", 0)), float(start.get("seconds", 0.0))
-    except (OSError, ValueError, TypeError, AttributeError):
-        return 0, 0.0
-
-
-def _read_rows(run_dir: Path, given: tuple[int, float]) -> list[dict[str, float]]:
-    """The loop's log rows, with steps and seconds counted from the job's start (`given`: `_started_from`)."""
+def _read_rows(run: RunFolder, given: tuple[int, float]) -> list[dict[str, float]]:
+    """The loop's log rows, with steps and seconds counted from the job's start (`given`: what the run
+    started from, `RunFolder.started_from`)."""
     steps, seconds = given
-    return [{**row, "step": row["step"] - steps, "seconds": row["seconds"] - seconds}
-            for row in read_log(run_dir / "log.csv")]
+    return [{**row, "step": row["step"] - steps, "seconds": row["seconds"] - seconds} for row in run.read_log()]
 
 
-def _read_objective(run_dir: Path) -> StyleObjective | None:
+def _read_objective(run: RunFolder) -> StyleObjective | None:
     """The trainer's objective (its run.json); None before it has started."""
+    record = run.read_record()
     try:
-        return StyleObjective.from_dict(json.loads((run_dir / "run.json").read_text())["task"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return StyleObjective.from_dict(record["task"]) if record else None
+    except (KeyError, TypeError):
         return None

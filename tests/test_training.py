@@ -15,7 +15,8 @@ from perceptual_models.image_io import load_image, resize_longer_side, save_imag
 from perceptual_models.losses import StyleObjective
 from perceptual_models.networks import from_pretrained
 from train.__main__ import main as train_main
-from train.loop import LoopSettings, read_log, train, update_average
+from train.loop import train, update_average
+from train.run import LoopSettings, RunFolder, RunSpec
 from train.tasks import StyleTask, SuperResolutionTask
 
 from conftest import REPO, STYLES, TRAIN_DATA, VGG_FILE
@@ -54,7 +55,7 @@ def test_style_training_reduces_the_loss(tiny_photos, tmp_path):
     """The default recipe: batch norm, the style weight set from the painting (`style_balance`)."""
     task = StyleTask(style_image=str(STYLES / "starry_night.jpg"), image_size=32, style_size=64,
                      lookup=LOCAL_VGG)
-    saved = train(task, _settings(tiny_photos, tmp_path / "style", iterations=15, ema_decay=0.999))
+    saved = train(RunSpec(task, _settings(tiny_photos, tmp_path / "style", iterations=15, ema_decay=0.999)))
     rows = _log(tmp_path / "style")
     assert [r["step"] for r in rows] == list(range(1, 16))
     assert _falls(rows) and _falls(rows, "style")
@@ -81,13 +82,13 @@ def test_style_training_reduces_the_loss(tiny_photos, tmp_path):
 def test_stability_term_is_trained_logged_and_recorded(tiny_photos, tmp_path):
     task = StyleTask(style_image=str(STYLES / "starry_night.jpg"), image_size=32, style_size=64,
                      lookup=LOCAL_VGG, stability_weight=1e6, stability_sigma=0.05)
-    saved = train(task, _settings(tiny_photos, tmp_path / "steady", iterations=4))
+    saved = train(RunSpec(task, _settings(tiny_photos, tmp_path / "steady", iterations=4)))
     rows = _log(tmp_path / "steady")
     assert all(row["stability"] > 0 for row in rows)
-    for row in rows:  # the total counts it with its weight
-        assert row["total"] == pytest.approx(row["content"] + task.objective.style_weight * row["style"]
-                                             + task.objective.tv_weight * row["tv"] + 1e6 * row["stability"], rel=1e-4)
     config = json.loads(saved.with_suffix(".json").read_text())
+    for row in rows:  # the total counts it with its weight
+        assert row["total"] == pytest.approx(row["content"] + config["task"]["style_weight"] * row["style"]
+                                             + task.objective.tv_weight * row["tv"] + 1e6 * row["stability"], rel=1e-4)
     assert config["task"]["stability_weight"] == 1e6 and config["task"]["stability_sigma"] == 0.05
     assert config["final_losses"]["stability"] > 0
 
@@ -108,7 +109,7 @@ def test_moving_average_warms_up_then_keeps_its_decay():
 @pytest.mark.parametrize("loss, arch", [("pixel", "srnet"), ("feat", "srnet"), ("pixel", "srcnn")])
 def test_sr_training_reduces_the_loss(tiny_photos, tmp_path, loss, arch):
     task = SuperResolutionTask(scale=4, loss=loss, arch=arch, patch_size=32, lookup=LOCAL_VGG)
-    saved = train(task, _settings(tiny_photos, tmp_path / "sr", iterations=20, batch_size=4))
+    saved = train(RunSpec(task, _settings(tiny_photos, tmp_path / "sr", iterations=20, batch_size=4)))
     rows = _log(tmp_path / "sr")
     assert _falls(rows, "content" if loss == "feat" else "pixel")
     config = json.loads(saved.with_suffix(".json").read_text())
@@ -120,9 +121,9 @@ def test_sr_training_reduces_the_loss(tiny_photos, tmp_path, loss, arch):
 def test_resume_continues_the_same_run(tiny_photos, tmp_path, ema_decay):
     """Resuming gives the run that never stopped: the same losses and saved weights (the average too)."""
     task = SuperResolutionTask(scale=4, loss="pixel", patch_size=32)
-    straight = train(task, _settings(tiny_photos, tmp_path / "straight", iterations=8, checkpoint_every=4,
-                                     ema_decay=ema_decay))
-    train(task, _settings(tiny_photos, tmp_path / "resumed", iterations=4, checkpoint_every=4, ema_decay=ema_decay))
+    straight = train(RunSpec(task, _settings(tiny_photos, tmp_path / "straight", iterations=8, checkpoint_every=4,
+                                     ema_decay=ema_decay)))
+    train(RunSpec(task, _settings(tiny_photos, tmp_path / "resumed", iterations=4, checkpoint_every=4, ema_decay=ema_decay)))
     checkpoint = json.loads((tmp_path / "resumed" / "checkpoint.json").read_text())
     assert checkpoint["step"] == 4
     if ema_decay:  # the checkpoint holds an average of its own, which resuming must restore
@@ -130,8 +131,8 @@ def test_resume_continues_the_same_run(tiny_photos, tmp_path, ema_decay):
         assert checkpoint["averaged_steps"] == 4
         assert any(not torch.equal(v, tensors[f"model.{k[len('average.'):]}"]) for k, v in tensors.items()
                    if k.startswith("average."))
-    resumed = train(task, _settings(tiny_photos, tmp_path / "resumed", iterations=8, checkpoint_every=4, resume=True,
-                                    ema_decay=ema_decay))
+    resumed = train(RunSpec(task, _settings(tiny_photos, tmp_path / "resumed", iterations=8, checkpoint_every=4, resume=True,
+                                    ema_decay=ema_decay)))
     a, b = _log(tmp_path / "straight"), _log(tmp_path / "resumed")
     assert [r["step"] for r in b] == list(range(1, 9))
     for row_a, row_b in zip(a, b):
@@ -145,23 +146,23 @@ def test_init_from_a_trained_network_goes_on_counting(tiny_photos, tmp_path):
     """--init-from starts from a saved network (the bundled ones keep no optimizer state): its weights, its
     iteration count and its seconds carry on, and where it started is recorded through a resume."""
     task = SuperResolutionTask(scale=4, loss="pixel", patch_size=32)
-    first = train(task, _settings(tiny_photos, tmp_path / "first", iterations=4))
+    first = train(RunSpec(task, _settings(tiny_photos, tmp_path / "first", iterations=4)))
     seconds = json.loads(first.with_suffix(".json").read_text())["training"]["seconds"]
     # A rate too small to move a weight: what is saved is what was loaded.
-    still = train(task, _settings(tiny_photos, tmp_path / "still", iterations=6, init_from=first, lr=1e-30))
+    still = train(RunSpec(task, _settings(tiny_photos, tmp_path / "still", iterations=6, init_from=first, lr=1e-30)))
     for (name, x), (_, y) in zip(from_pretrained(first)[0].state_dict().items(),
                                  from_pretrained(still)[0].state_dict().items()):
         assert torch.equal(x, y), name
     assert [r["step"] for r in _log(tmp_path / "still")] == [5, 6]
-    train(task, _settings(tiny_photos, tmp_path / "still", iterations=8, init_from=first, resume=True))
+    train(RunSpec(task, _settings(tiny_photos, tmp_path / "still", iterations=8, init_from=first, resume=True)))
     training = json.loads((tmp_path / "still" / "model.json").read_text())["training"]
     assert training["iterations"] == 8 and training["seconds"] > seconds
     assert training["started_from"]["iterations"] == 4 and training["started_from"]["weights"] == str(first)
     with pytest.raises(ConfigError, match="has already trained 4 iterations"):
-        train(task, _settings(tiny_photos, tmp_path / "short", iterations=4, init_from=first))
+        train(RunSpec(task, _settings(tiny_photos, tmp_path / "short", iterations=4, init_from=first)))
     with pytest.raises(ConfigError, match="is of another network: norm 'none' \\(now 'batch'\\)"):
-        train(SuperResolutionTask(scale=4, loss="pixel", patch_size=32, norm="batch"),
-              _settings(tiny_photos, tmp_path / "other", iterations=8, init_from=first))
+        train(RunSpec(SuperResolutionTask(scale=4, loss="pixel", patch_size=32, norm="batch"),
+              _settings(tiny_photos, tmp_path / "other", iterations=8, init_from=first)))
 
 
 @pytest.mark.parametrize("name, message", [
@@ -178,7 +179,7 @@ def test_init_from_by_name_is_looked_up_and_checked(tiny_photos, tmp_path, capsy
 def test_moving_average_decay_out_of_range_is_refused(tiny_photos, tmp_path):
     task = SuperResolutionTask(scale=4, loss="pixel", patch_size=32)
     with pytest.raises(ConfigError, match=r"must be in \[0, 1\), got 1.0"):
-        train(task, _settings(tiny_photos, tmp_path / "bad", ema_decay=1.0))
+        train(RunSpec(task, _settings(tiny_photos, tmp_path / "bad", ema_decay=1.0)))
     result = subprocess.run([sys.executable, "-m", "train", "style", "--style", "x.jpg", "--run-dir", str(tmp_path),
                              "--ema-decay", "-0.1"], check=False, capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 2 and "must be in [0, 1), got -0.1" in result.stderr
@@ -212,7 +213,7 @@ def test_vgg_weights_option_goes_before_the_environment(tiny_photos, tmp_path, m
 def test_time_budget_saves_and_stops(tiny_photos, tmp_path, capsys):
     task = SuperResolutionTask(scale=4, loss="pixel", patch_size=32)
     # Stopped before the first --log-every row: the partial interval is logged, the config's losses come from it.
-    saved = train(task, _settings(tiny_photos, tmp_path / "budget", iterations=1000, max_minutes=1e-6, log_every=10))
+    saved = train(RunSpec(task, _settings(tiny_photos, tmp_path / "budget", iterations=1000, max_minutes=1e-6, log_every=10)))
     assert json.loads((tmp_path / "budget" / "checkpoint.json").read_text())["step"] == 1  # to resume from
     config = json.loads(saved.with_suffix(".json").read_text())  # and the network so far, usable
     training = config["training"]
@@ -257,16 +258,42 @@ def test_training_photos_from_the_environment_are_a_folder_list(tiny_photos, tmp
 
 def test_the_log_reads_up_to_a_row_cut_short(tmp_path):
     """The app follows a log.csv while the loop appends to it; a resume keeps the rows up to its checkpoint."""
-    log = tmp_path / "log.csv"
-    log.write_text("step,total,content,style,tv,pixel,seconds\n1,5,4,3,2,0,0.5\n2,4,3,2,1,0,1.0\n3,3,2")
-    assert [row["step"] for row in read_log(log)] == [1, 2]
-    assert [row["total"] for row in read_log(log, up_to_step=1)] == [5]
-    assert read_log(tmp_path / "none.csv") == []
+    run = RunFolder(tmp_path)
+    run.log.write_text("step,total,content,style,tv,pixel,seconds\n1,5,4,3,2,0,0.5\n2,4,3,2,1,0,1.0\n3,3,2")
+    assert [row["step"] for row in run.read_log()] == [1, 2]
+    assert [row["total"] for row in run.read_log(up_to_step=1)] == [5]
+    assert RunFolder(tmp_path / "none").read_log() == []
+    # A run resumed from an older log (no stability column) rewrites it with today's columns, then appends.
+    run.write_log(run.read_log(up_to_step=1))
+    run.write_log([{"step": 2, "total": 4, "content": 3, "style": 2, "tv": 1, "pixel": 0, "stability": 0.5,
+                    "seconds": 1.0}], append=True)
+    assert [(row["step"], row["stability"]) for row in run.read_log()] == [(1, 0), (2, 0.5)]
+
+
+def test_a_run_spec_goes_through_json_and_the_command_line(tiny_photos, tmp_path):
+    """What the app's training tab does: a spec written as JSON, trained by `python -m train run`."""
+    task = StyleTask(style_image=str(STYLES / "wave.jpg"), image_size=32, style_size=64, stability_weight=1e5,
+                     objective=StyleObjective(tv_weight=1e4))
+    spec = RunSpec(task, _settings(tiny_photos, tmp_path / "job", iterations=3, stop_file=tmp_path / "job" / "STOP",
+                                   extra={"note": "from a spec"}))
+    back = RunSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
+    assert back == spec  # every setting survives JSON, paths included
+    spec.write(tmp_path / "spec.json")
+    result = subprocess.run([sys.executable, "-m", "train", "run", str(tmp_path / "spec.json"), "--vgg-weights",
+                             str(VGG_FILE)], check=False, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    config = json.loads(RunFolder(tmp_path / "job").model.with_suffix(".json").read_text())
+    assert config["training"]["iterations"] == 3 and config["training"]["note"] == "from a spec"
+    assert config["task"]["tv_weight"] == 1e4 and config["task"]["stability_weight"] == 1e5
+    (tmp_path / "bad.json").write_text('{"kind": "style", "task": {}}')
+    result = subprocess.run([sys.executable, "-m", "train", "run", str(tmp_path / "bad.json")], check=False,
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 2 and "Not a training run spec" in result.stderr
 
 
 def test_checkpoint_every_zero_saves_only_at_the_end(tiny_photos, tmp_path):
     task = SuperResolutionTask(scale=4, loss="pixel", patch_size=32)
-    train(task, _settings(tiny_photos, tmp_path / "end", iterations=3, checkpoint_every=0, val_every=0))
+    train(RunSpec(task, _settings(tiny_photos, tmp_path / "end", iterations=3, checkpoint_every=0, val_every=0)))
     assert json.loads((tmp_path / "end" / "checkpoint.json").read_text())["step"] == 3
 
 

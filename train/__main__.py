@@ -4,6 +4,7 @@
     python -m train sr --scale 4 --loss feat --run-dir runs/x4_feat
     python -m train srcnn --scale 4 --run-dir runs/srcnn_x4
     torchrun --nproc_per_node 2 -m train style ...      (DistributedDataParallel)
+    python -m train run path/to/spec.json                (a run spec as the app writes it: train.run.RunSpec)
 
 Training photos default to $PERCEPTUAL_TRAIN_DATA (folders separated by ":"), else data/train in the shared
 folder: $PERCEPTUAL_SHARED, or ../shared beside the repo.
@@ -23,8 +24,9 @@ from perceptual_models.losses import StyleObjective
 from perceptual_models.networks import NORMS, UPSAMPLES
 
 from .data import folder_list, shared_folder
-from .loop import LoopSettings, train
-from .tasks import STYLE_ITERATIONS, StyleTask, SuperResolutionTask
+from .loop import train
+from .run import LoopSettings, RunSpec
+from .tasks import STYLE_EMA_DECAY, STYLE_ITERATIONS, StyleTask, SuperResolutionTask
 
 DEFAULT_DATA = folder_list(os.environ.get("PERCEPTUAL_TRAIN_DATA", "")) or [shared_folder() / "data" / "train"]
 
@@ -72,9 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
 
     style = commands.add_parser("style", help="feed-forward style transfer network")
-    # Style: averaged weights, measured on udnie (CPU, 128 px): the mean of the weights of steps 2100-2400 scored
-    # 8.1e4 on Set5 at 256 px, step 2400's 9.4e4; the last step's weights rise and fall (8.6e4, 7.6e4, 8.5e4 at 2800-3500).
-    _common(style, iterations=STYLE_ITERATIONS, batch_size=4, lr=1e-3, ema_decay=0.999)
+    _common(style, iterations=STYLE_ITERATIONS, batch_size=4, lr=1e-3, ema_decay=STYLE_EMA_DECAY)
     style.add_argument("--style", required=True, help="style image")
     style.add_argument("--image-size", type=int, default=StyleTask.image_size, help="training crop size (paper: 256)")
     style.add_argument("--style-size", type=int, default=StyleTask.style_size, help="longer side of the style image")
@@ -114,20 +114,27 @@ def main(argv: list[str] | None = None) -> None:
             sr.add_argument("--norm", default=SuperResolutionTask.norm, choices=NORMS,
                             help="normalisation in the SR network (paper: batch)")
 
+    run = commands.add_parser("run", help="a run spec written as JSON (what the app's training tab does)")
+    run.add_argument("spec", type=Path, help="spec.json (train.run.RunSpec)")
+    run.add_argument("--vgg-weights", default=None, help="VGG safetensors (default: resolution order)")
+
     args = parser.parse_args(argv)
+    # This process's description in a torchrun launch (absent: a single process).
+    process = {"world_size": int(os.environ.get("WORLD_SIZE", "1")), "rank": int(os.environ.get("RANK", "0")),
+               "local_rank": int(os.environ.get("LOCAL_RANK", "0"))}
     try:  # a setting the task or the loop refuses is a usage error, not a traceback
-        train(make_task(args), LoopSettings(
-            data=args.data, run_dir=args.run_dir, iterations=args.iterations, batch_size=args.batch_size,
-            lr=args.lr, lr_schedule=args.lr_schedule, ema_decay=args.ema_decay, seed=args.seed, device=args.device,
-            amp=args.amp, compile=args.compile, threads=args.threads, log_every=args.log_every,
-            val_every=args.val_every, val_image=args.val_image, checkpoint_every=args.checkpoint_every,
-            max_minutes=args.max_minutes, stop_file=args.stop_file, resume=args.resume,
-            init_from=init_weights(args),
-            extra={"note": args.note} if args.note else {},
-            # torchrun's description of this process (absent: a single process)
-            world_size=int(os.environ.get("WORLD_SIZE", "1")), rank=int(os.environ.get("RANK", "0")),
-            local_rank=int(os.environ.get("LOCAL_RANK", "0")),
-        ))
+        if args.command == "run":
+            spec = RunSpec.read(args.spec, lookup(args), **process)
+        else:
+            spec = RunSpec(make_task(args), LoopSettings(
+                data=args.data, run_dir=args.run_dir, iterations=args.iterations, batch_size=args.batch_size,
+                lr=args.lr, lr_schedule=args.lr_schedule, ema_decay=args.ema_decay, seed=args.seed,
+                device=args.device, amp=args.amp, compile=args.compile, threads=args.threads,
+                log_every=args.log_every, val_every=args.val_every, val_image=args.val_image,
+                checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes, stop_file=args.stop_file,
+                resume=args.resume, init_from=init_weights(args), extra={"note": args.note} if args.note else {},
+                **process))
+        train(spec)
     except PerceptualError as exc:  # also an unreadable --style image or --val-image
         parser.error(str(exc))
 

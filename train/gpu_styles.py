@@ -36,7 +36,7 @@ from perceptual_models.hub import BUNDLED_DIR
 from perceptual_models.inference import style_model_name
 from perceptual_models.publish import STYLE_SOURCES, export_model, prepare_repo
 
-from .loop import trained_iterations
+from .run import RunFolder, trained_iterations
 from .tasks import STYLE_ITERATIONS, StyleTask
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,6 +56,9 @@ def bundled_recipe(name: str, overrides: list[str], folder: Path = BUNDLED_DIR) 
                "--decoder-norm", params["decoder_norm"], "--upsample", params["upsample"],
                "--tanh-scale", repr(params["tanh_scale"]), "--style-size", str(task["style_size"]),
                "--content-weight", repr(task["content_weight"]), "--tv-weight", repr(task["tv_weight"])]
+    if task.get("stability_weight"):
+        options += ["--stability-weight", repr(task["stability_weight"]), "--stability-sigma",
+                    repr(task["stability_sigma"])]
     if {"--style-weight", "--style-balance"} & set(overrides):
         return options
     if task.get("style_balance"):  # the weight follows from the painting, as when it was trained
@@ -72,33 +75,33 @@ def bundled_start(name: str, folder: Path = BUNDLED_DIR) -> tuple[list[str], int
     return ["--init-from", str(path)], trained_iterations(path)
 
 
-def train_one(style: Path, run_dir: Path, minutes: float, args: argparse.Namespace) -> int:
-    """Train one style in its own process (its log in run_dir/train.log); returns the exit code."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+def train_one(style: Path, run: RunFolder, minutes: float, args: argparse.Namespace) -> int:
+    """Train one style in its own process (its output in the run's train.log); returns the exit code."""
+    run.path.mkdir(parents=True, exist_ok=True)
     budget = f"{minutes:.2f}"
     start, done = ([], 0) if args.from_scratch else bundled_start(style.stem)
     command = [
-        sys.executable, "-m", "train", "style", "--style", str(style), "--run-dir", str(run_dir), *start,
+        sys.executable, "-m", "train", "style", "--style", str(style), "--run-dir", str(run.path), *start,
         "--data", *args.data, "--iterations", str(done + args.iterations), "--image-size", str(args.image_size),
         "--batch-size", "4", "--device", args.device, "--max-minutes", budget,
         "--log-every", "50", "--val-every", str(max(args.iterations // 4, 1)), "--checkpoint-every", "2000",
         "--note", (f"{args.device} run of train.gpu_styles: {args.image_size} px crops, batch 4, "
                    f"{budget} min budget"), *bundled_recipe(style.stem, args.train_args), *args.train_args,
     ]
-    with (run_dir / "train.log").open("w") as log:
+    with run.output.open("w") as log:
         return subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
 
 
-def pack(name: str, run_dir: Path, out: Path) -> dict:
+def pack(name: str, run: RunFolder, out: Path) -> dict:
     """Export the run as style/<name> (fp16 + config + card) and tar it with its log and loss curve."""
-    path = export_model(run_dir / "model.safetensors", style_model_name(name), run_dir / "export")
+    path = export_model(run.model, style_model_name(name), run.path / "export")
     config = json.loads(path.with_suffix(".json").read_text())
     with tarfile.open(out / f"style_{name}.tar", "w") as tar:
         for suffix in (".safetensors", ".json", ".md"):
             tar.add(path.with_suffix(suffix), arcname=f"{style_model_name(name)}{suffix}")
-        for extra in ("log.csv", "loss.png", "train.log"):
-            if (run_dir / extra).is_file():
-                tar.add(run_dir / extra, arcname=f"runs/{name}/{extra}")
+        for extra in (run.log, run.loss_plot, run.output):
+            if extra.is_file():
+                tar.add(extra, arcname=f"runs/{name}/{extra.name}")
     return {"iterations": config["training"]["iterations"], "seconds": config["training"]["seconds"],
             "finished": config["training"]["finished"], "final_losses": config["final_losses"]}
 
@@ -107,15 +110,15 @@ def train_all(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work or tempfile.mkdtemp(prefix="gpu_styles_"))  # not in $OUT: only 8 files come back
-    runs = {name: work / name for name in args.styles}
+    runs = {name: RunFolder(work / name) for name in args.styles}
     started = time.monotonic()
     deadline = started + args.minutes * 60  # the loops' time; each start-up and export comes on top (~20 s)
     summary = {}
     for index, name in enumerate(args.styles):
         minutes = (deadline - time.monotonic()) / (len(args.styles) - index) / 60
         code = train_one(Path(args.style_dir) / f"{name}.jpg", runs[name], minutes, args)
-        if code != 0 or not (runs[name] / "model.safetensors").is_file():
-            tail = (runs[name] / "train.log").read_text()[-1500:]
+        if code != 0 or not runs[name].model.is_file():
+            tail = runs[name].output.read_text()[-1500:]
             summary[name] = {"error": f"exit code {code}", "log_tail": tail}
             print(f"{name}: failed (exit {code})\n{tail}", file=sys.stderr)
             continue

@@ -3,22 +3,20 @@
 Progress bar, CSV loss log (a row appended as it is made, so another process can follow it) and
 loss-curve PNG, validation renders, checkpoints that resume exactly, a wall-clock budget, a stop
 file, a moving average of the weights, bf16/channels_last on CUDA, and DistributedDataParallel
-under torchrun (rank 0 alone logs and writes files).
+under torchrun (rank 0 alone logs and writes files). `train(spec)` reads top to bottom: `Trainer`
+sets a run up, then steps, logs, renders, checkpoints and exports it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import csv
 import json
 import math
 import subprocess
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -34,58 +32,9 @@ from perceptual_models.networks import build, load_from_files, save_pretrained
 from perceptual_models.runtime import configure
 
 from .data import PhotoBatches
+from .run import LOG_COLUMNS, LoopSettings, RunFolder, RunSpec, trained_iterations
 
 VAL_SIDE = 256  # longer side of a --val-image render
-LOG_COLUMNS = ("step", "total", "content", "style", "tv", "pixel", "stability", "seconds")
-
-
-@dataclass
-class LoopSettings:
-    data: list[str]
-    run_dir: Path
-    iterations: int = 2000
-    batch_size: int = 4
-    lr: float = 1e-3
-    lr_schedule: str = "constant"  # "constant" (the paper) or "cosine" (decays to 0 at the last step)
-    # The network saved (and rendered for validation) is an exponential moving average of the weights with this
-    # decay; 0 saves the last weights. Averaging smooths the step-to-step noise of a constant learning rate.
-    ema_decay: float = 0.0
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "auto"  # "bf16" | "none" | "auto" (bf16 on CUDA only)
-    # torch.compile the network and the loss network. Off: on an H200 a style trained at 40 it/s compiled,
-    # after 48 s of compiling, and 45 it/s eager; on a CPU compiling costs minutes per run.
-    compile: bool = False
-    threads: int = 0
-    log_every: int = 10
-    val_every: int = 200
-    val_image: Path | None = None  # the photo rendered every `val_every` steps (default: a crop of a training photo)
-    checkpoint_every: int = 200  # 0: only when the run ends or stops
-    max_minutes: float = 0.0  # of this run, its resumed parts included, the init_from network's time not
-    stop_file: Path | None = None  # when this file appears, save and stop as if out of time (the app's Stop)
-    resume: bool = False
-    # A trained network (`x.safetensors` beside its `x.json`) to start from when there is no checkpoint to
-    # resume: its weights, iteration count and seconds carry on, with a fresh Adam. The bundled networks keep
-    # no optimizer state, and scratch run folders do not outlive a session: this is how training goes on.
-    init_from: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    # This process's place in a torchrun launch (`python -m train` reads WORLD_SIZE, RANK, LOCAL_RANK).
-    world_size: int = 1
-    rank: int = 0
-    local_rank: int = 0
-
-    def __post_init__(self) -> None:
-        """Settings that cannot work are refused here, before any photo or network is loaded."""
-        if not 0 <= self.ema_decay < 1:
-            raise ConfigError(f"The moving average's decay must be in [0, 1), got {self.ema_decay}.")
-        if self.log_every < 1 or self.val_every < 0 or self.checkpoint_every < 0:
-            raise ConfigError(f"Log every N >= 1 steps, validate and checkpoint every N >= 0 (0: never, or only "
-                              f"at the end); got {self.log_every}, {self.val_every}, {self.checkpoint_every}.")
-        for name, low in (("iterations", 1), ("batch_size", 1), ("threads", 0)):
-            if getattr(self, name) < low:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}.")
-        if not self.lr > 0:
-            raise ConfigError(f"--lr must be above 0, got {self.lr}.")
 
 
 def _setup_distributed(settings: LoopSettings) -> torch.device:
@@ -110,7 +59,7 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict,
+def save_checkpoint(folder: RunFolder, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict,
                     average: nn.Module | None = None) -> None:
     """Model, moving average and Adam state as safetensors, step counters as JSON: no pickle anywhere."""
     optim_state = optimizer.state_dict()
@@ -120,11 +69,11 @@ def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
     for index, param_state in optim_state["state"].items():
         for key, value in param_state.items():
             tensors[f"optim.{index}.{key}"] = value.detach().cpu().contiguous()
-    tmp = run_dir / "checkpoint.safetensors.tmp"
+    tmp = folder.checkpoint.with_suffix(".tmp")
     save_file(tensors, str(tmp))
-    tmp.replace(run_dir / "checkpoint.safetensors")
+    tmp.replace(folder.checkpoint)
     meta = {**state, "param_groups": optim_state["param_groups"]}
-    (run_dir / "checkpoint.json").write_text(json.dumps(meta, indent=2))
+    folder.checkpoint_state.write_text(json.dumps(meta, indent=2))
 
 
 def check_same_network(saved: dict, architecture: dict, what: str, advice: str) -> None:
@@ -138,11 +87,11 @@ def check_same_network(saved: dict, architecture: dict, what: str, advice: str) 
         raise ConfigError(f"{what} is of another network: {which}. {advice}")
 
 
-def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+def load_checkpoint(folder: RunFolder, model: nn.Module, optimizer: torch.optim.Optimizer,
                     average: nn.Module | None = None) -> dict:
     """Restores what `save_checkpoint` wrote; a checkpoint without an average starts it at its weights."""
-    tensors = load_file(str(run_dir / "checkpoint.safetensors"))
-    meta = json.loads((run_dir / "checkpoint.json").read_text())
+    tensors = load_file(str(folder.checkpoint))
+    meta = json.loads(folder.checkpoint_state.read_text())
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
     if average is not None:
         averaged = {k[len("average."):]: v for k, v in tensors.items() if k.startswith("average.")}
@@ -158,12 +107,6 @@ def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
     return meta
 
 
-def trained_iterations(path: Path) -> int:
-    """The iterations a saved network (`x.safetensors` beside `x.json`) was trained for: where a run
-    started from it counts on, so its `iterations` must be above this."""
-    return int(json.loads(Path(path).with_suffix(".json").read_text()).get("training", {}).get("iterations", 0))
-
-
 def start_from_network(path: Path, model: nn.Module, architecture: dict) -> tuple[int, float, dict]:
     """Load a trained network's weights into `model`; returns its iteration count, its seconds and a note
     of where the run started (kept in the checkpoints and the model config)."""
@@ -174,32 +117,6 @@ def start_from_network(path: Path, model: nn.Module, architecture: dict) -> tupl
     iterations, seconds = trained_iterations(path), float(config.get("training", {}).get("seconds", 0.0))
     return iterations, seconds, {"weights": str(path), "iterations": iterations, "seconds": seconds,
                                  "created": config.get("created", "unknown")}
-
-
-def read_log(path: Path, up_to_step: float = math.inf) -> list[dict[str, float]]:
-    """The rows of a run's log.csv up to `up_to_step`, while it is being written too (the app follows a
-    job this way): a row cut short by the writer, or by a killed run, ends the list."""
-    if not path.is_file():
-        return []
-    rows = []
-    with path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            try:
-                values = {key: float(value) for key, value in row.items()}
-            except (TypeError, ValueError):
-                break
-            if values["step"] > up_to_step:
-                break
-            rows.append(values)
-    return rows
-
-
-def _write_log(path: Path, rows: list[dict[str, float]], append: bool = False) -> None:
-    with path.open("a" if append else "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS, restval=0.0)  # an older log has no stability column
-        if not append:
-            writer.writeheader()
-        writer.writerows(rows)
 
 
 def plot_losses(rows: list[dict[str, float]], path: Path, title: str) -> None:
@@ -251,182 +168,219 @@ def learning_rate(settings: LoopSettings, step: int) -> float:
     return settings.lr
 
 
-def train(task: Any, settings: LoopSettings) -> Path | None:
-    """Run (or resume) training; returns the saved model path on rank 0 (None on other ranks, or if no step ran).
+class Trainer:
+    """One run, in phases: `__init__` sets it up (device, networks, loss, optimizer, where it starts), `step`
+    trains one batch, `log`, `render` and `checkpoint` keep what a person and a resume need, `finish` exports
+    the network. Rank 0 alone writes files."""
 
-    A run stopped by `max_minutes` or the stop file saves its network too, with `finished: false`
-    in the config.
-    """
-    rank, world_size, device = settings.rank, settings.world_size, _setup_distributed(settings)
-    # The process-wide set-up of a training run: threads, flushed denormals, cuDNN autotuning on CUDA;
-    # glibc's allocator as it is (the fast path's setting is for serving).
-    configure(device, settings.threads or None, keep_freed_memory=False, flush_denormal=True)
-    use_bf16 = settings.amp == "bf16" or (settings.amp == "auto" and device.type == "cuda")
-    run_dir = Path(settings.run_dir)
-    if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "val").mkdir(exist_ok=True)
+    def __init__(self, spec: RunSpec) -> None:
+        self.task, self.settings = spec.task, spec.loop
+        settings = self.settings
+        self.rank, self.world_size, self.device = settings.rank, settings.world_size, _setup_distributed(settings)
+        # The process-wide set-up of a training run: threads, flushed denormals, cuDNN autotuning on CUDA;
+        # glibc's allocator as it is (the fast path's setting is for serving).
+        configure(self.device, settings.threads or None, keep_freed_memory=False, flush_denormal=True)
+        self.use_bf16 = settings.amp == "bf16" or (settings.amp == "auto" and self.device.type == "cuda")
+        self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.use_bf16
+                         else contextlib.nullcontext())
+        self.folder = RunFolder(Path(settings.run_dir))
+        if self.rank == 0:
+            self.folder.renders.mkdir(parents=True, exist_ok=True)
 
-    torch.manual_seed(settings.seed)
-    architecture = task.architecture()
-    model = build(architecture).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    loss_fn = task.make_loss(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    average = copy.deepcopy(model).requires_grad_(False) if settings.ema_decay else None
-    averaged_steps = 0
+        torch.manual_seed(settings.seed)
+        self.architecture = self.task.architecture()
+        self.model = build(self.architecture).to(self.device)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.loss_fn, self.recorded = self.task.make_loss(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.lr)
+        self.average = copy.deepcopy(self.model).requires_grad_(False) if settings.ema_decay else None
+        self.averaged_steps = 0
+        self.step, self.seconds_before, self.started_from = self._start()
+        self.start_step = self.step
+        self.kept = self.average if self.average is not None else self.model  # what renders show and runs save
+        # Not this run's: the started-from network's time is outside max_minutes, and logs, renders and
+        # checkpoints come every N steps of this run.
+        self.given = (self.started_from["iterations"], self.started_from["seconds"]) if self.started_from else (0, 0.0)
+        self.rows = self.folder.read_log(self.step) if settings.resume else []
+        if self.rank == 0:  # what this run trains with, readable while it runs (the model config repeats it)
+            self.folder.record.write_text(json.dumps({**self.architecture, "task": self.recorded, **(
+                {"started_from": self.started_from} if self.started_from else {})}, indent=2) + "\n")
+            self.folder.write_log(self.rows)  # without the rows of steps after the checkpoint
 
-    start_step, seconds_before, started_from = 0, 0.0, None
-    if settings.resume and (run_dir / "checkpoint.safetensors").is_file():
-        check_same_network(json.loads((run_dir / "checkpoint.json").read_text()), architecture,
-                           f"The checkpoint in {run_dir}",
-                           "Resume with the options it was trained with, or use a new --run-dir.")
-        meta = load_checkpoint(run_dir, model, optimizer, average)
-        start_step, seconds_before = meta["step"], meta["seconds"]
-        started_from = meta.get("started_from")
-        averaged_steps = meta.get("averaged_steps", 0) if average is not None else 0
-    elif settings.init_from is not None:
-        start_step, seconds_before, started_from = start_from_network(settings.init_from, model, architecture)
-        if start_step >= settings.iterations:
-            raise ConfigError(f"{settings.init_from} has already trained {start_step} iterations; ask for more "
-                              f"with --iterations (the total, counting those).")
-        if average is not None:
-            average.load_state_dict(model.state_dict())
-    if rank == 0:  # what this run trains with, readable while it runs (the model config repeats it)
-        (run_dir / "run.json").write_text(json.dumps(
-            {**architecture, "task": task.settings(), **({"started_from": started_from} if started_from else {})},
-            indent=2) + "\n")
-    kept = average if average is not None else model  # what validation renders and the run saves
-    # Not this run's: the started-from network's time is outside max_minutes, and logs, renders and
-    # checkpoints come every N steps of this run.
-    steps_given, seconds_given = (started_from["iterations"], started_from["seconds"]) if started_from else (0, 0.0)
-    rows = read_log(run_dir / "log.csv", start_step) if settings.resume else []
-    if rank == 0:
-        _write_log(run_dir / "log.csv", rows)  # without the rows of steps after the checkpoint
+        self.trained = nn.parallel.DistributedDataParallel(self.model) if self.world_size > 1 else self.model
+        if settings.compile:
+            self.trained = torch.compile(self.trained)
+            if getattr(self.loss_fn, "network", None) is not None:
+                self.loss_fn.network = torch.compile(self.loss_fn.network)
+        self.data = PhotoBatches(settings.data, self.task.crop, settings.batch_size, self.task.rescale_crops,
+                                 settings.seed, self.rank, self.world_size)
+        if settings.val_image is None:
+            validation = self.data.validation_image()
+        else:  # a whole photo at a size where a person can see the style appear
+            validation = crop_to_multiple(resize_longer_side(load_image(settings.val_image), VAL_SIDE), 8)
+        self.validation_input = self.task.prepare(validation)[0].to(self.device)
+        self.interval_sums: dict[str, torch.Tensor] = {}
+        self.interval_steps = 0
 
-    trained = nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
-    if settings.compile:
-        trained = torch.compile(trained)
-        if getattr(loss_fn, "network", None) is not None:
-            loss_fn.network = torch.compile(loss_fn.network)
-    data = PhotoBatches(
-        settings.data, task.crop, settings.batch_size, task.rescale_crops, settings.seed, rank, world_size
-    )
-    if settings.val_image is None:
-        validation = data.validation_image()
-    else:  # a whole photo at a size where a person can see the style appear
-        validation = crop_to_multiple(resize_longer_side(load_image(settings.val_image), VAL_SIDE), 8)
-    validation_input = task.prepare(validation)[0].to(device)
-    autocast = (
-        torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
-    )
+    def _start(self) -> tuple[int, float, dict | None]:
+        """Where the run starts: its checkpoint (resume), a trained network (init_from), or nothing."""
+        settings, folder = self.settings, self.folder
+        if settings.resume and folder.checkpoint.is_file():
+            check_same_network(json.loads(folder.checkpoint_state.read_text()), self.architecture,
+                               f"The checkpoint in {folder.path}",
+                               "Resume with the options it was trained with, or use a new --run-dir.")
+            meta = load_checkpoint(folder, self.model, self.optimizer, self.average)
+            self.averaged_steps = meta.get("averaged_steps", 0) if self.average is not None else 0
+            return meta["step"], meta["seconds"], meta.get("started_from")
+        if settings.init_from is not None:
+            step, seconds, started_from = start_from_network(settings.init_from, self.model, self.architecture)
+            if step >= settings.iterations:
+                raise ConfigError(f"{settings.init_from} has already trained {step} iterations; ask for more "
+                                  f"with --iterations (the total, counting those).")
+            if self.average is not None:
+                self.average.load_state_dict(self.model.state_dict())
+            return step, seconds, started_from
+        return 0, 0.0, None
 
-    def write_checkpoint(step: int, seconds: float) -> None:
-        state = {"step": step, "seconds": seconds, **architecture}
-        if started_from is not None:
-            state["started_from"] = started_from
-        if average is not None:
-            state["averaged_steps"] = averaged_steps
-        save_checkpoint(run_dir, model, optimizer, state, average)
-
-    started = time.monotonic()
-    step = start_step
-    interval_sums: dict[str, torch.Tensor] = {}
-    interval_steps = 0
-    progress = tqdm(
-        total=settings.iterations, initial=start_step, disable=rank != 0, desc=run_dir.name,
-        unit="it", dynamic_ncols=True,
-    )
-    while step < settings.iterations:
-        photos = data.batch(step).to(device)
-        inputs, target = task.prepare(photos)
-        if device.type == "cuda":
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One batch: forward, the loss (and the stability term, if the task has one), backward, Adam, average."""
+        photos = self.data.batch(self.step).to(self.device)
+        inputs, target = self.task.prepare(photos)
+        if self.device.type == "cuda":
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(settings, step)
-        with autocast:
-            output = trained(inputs)
-            losses = loss_fn(output.float(), loss_fn.targets(target))
-            losses["stability"] = (stability_loss(trained, inputs, output.float(), task.stability_sigma)
-                                   if task.stability_weight else losses["total"].new_zeros(()))
-            losses["total"] = losses["total"] + task.stability_weight * losses["stability"]
-        optimizer.zero_grad(set_to_none=True)
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.settings, self.step)
+        with self.autocast:
+            output = self.trained(inputs)
+            losses = self.loss_fn(output.float(), self.loss_fn.targets(target))
+            losses["stability"] = (stability_loss(self.trained, inputs, output.float(), self.task.stability_sigma)
+                                   if self.task.stability_weight else losses["total"].new_zeros(()))
+            losses["total"] = losses["total"] + self.task.stability_weight * losses["stability"]
+        self.optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
-        optimizer.step()
-        if average is not None:
-            update_average(average, model, settings.ema_decay, averaged_steps)
-            averaged_steps += 1
-        step += 1
-        seconds = seconds_before + time.monotonic() - started
-        progress.update(1)
+        self.optimizer.step()
+        if self.average is not None:
+            update_average(self.average, self.model, self.settings.ema_decay, self.averaged_steps)
+            self.averaged_steps += 1
+        self.step += 1
+        return losses
 
+    def stop_reason(self, seconds: float) -> str | None:
+        """Why the run stops after this step (the stop file, the time budget), the same on every rank."""
+        settings = self.settings
         stopped = settings.stop_file is not None and settings.stop_file.exists()
-        out_of_time = torch.tensor(
-            float(stopped or (settings.max_minutes > 0 and seconds - seconds_given > settings.max_minutes * 60)),
-            device=device
-        )
-        if world_size > 1:
-            dist.all_reduce(out_of_time, op=dist.ReduceOp.MAX)  # every rank stops at the same step
+        over = settings.max_minutes > 0 and seconds - self.given[1] > settings.max_minutes * 60
+        flag = torch.tensor(float(stopped or over), device=self.device)
+        if self.world_size > 1:
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)  # every rank stops at the same step
+        if not flag.item():
+            return None
+        return "stop file found" if stopped else "--max-minutes reached"
 
+    def _every(self, n: int) -> bool:
+        return bool(n) and (self.step - self.given[0]) % n == 0
+
+    def log(self, losses: dict[str, torch.Tensor], seconds: float, stopping: bool) -> dict[str, float] | None:
+        """The mean over the interval, every `log_every` steps: single batches of random crops are too noisy to
+        read. A run that stops logs its last partial interval: the saved config's final losses come from the log."""
         for name in LOG_COLUMNS[1:-1]:  # summed on the device: no host sync on every step
-            interval_sums[name] = interval_sums.get(name, 0) + losses[name].detach()
-        interval_steps += 1
-        if rank == 0 and ((step - steps_given) % settings.log_every == 0 or step == settings.iterations or out_of_time):
-            # The mean over the interval: single batches of random crops are too noisy to read. A run
-            # that stops logs its last partial interval: the saved config's final losses come from the log.
-            row = {name: float(total) / interval_steps for name, total in interval_sums.items()}
-            rows.append({"step": step, **row, "seconds": round(seconds, 2)})
-            _write_log(run_dir / "log.csv", rows[-1:], append=True)
-            interval_sums, interval_steps = {}, 0
-            progress.set_postfix({k: f"{v:.4g}" for k, v in row.items() if v})
-        if rank == 0 and settings.val_every and (step - steps_given) % settings.val_every == 0:
-            kept.eval()
-            with torch.no_grad(), autocast:
-                save_image(kept(validation_input).float(), run_dir / "val" / f"step_{step:06d}.jpg")
-            model.train()
+            self.interval_sums[name] = self.interval_sums.get(name, 0) + losses[name].detach()
+        self.interval_steps += 1
+        if self.rank != 0 or not (self._every(self.settings.log_every) or stopping
+                                  or self.step == self.settings.iterations):
+            return None
+        row = {name: float(total) / self.interval_steps for name, total in self.interval_sums.items()}
+        self.rows.append({"step": self.step, **row, "seconds": round(seconds, 2)})
+        self.folder.write_log(self.rows[-1:], append=True)
+        self.interval_sums, self.interval_steps = {}, 0
+        return row
 
-        periodic = settings.checkpoint_every and (step - steps_given) % settings.checkpoint_every == 0
-        if rank == 0 and (periodic or out_of_time or step == settings.iterations):
-            write_checkpoint(step, seconds)
-        if out_of_time:
-            if rank == 0:
-                why = "stop file found" if stopped else "--max-minutes reached"
-                progress.write(f"{why} at step {step}; resume with --resume.")
-            break
-    progress.close()
+    def render(self) -> None:
+        if self.rank != 0 or not self._every(self.settings.val_every):
+            return
+        self.kept.eval()
+        with torch.no_grad(), self.autocast:
+            save_image(self.kept(self.validation_input).float(), self.folder.render(self.step))
+        self.model.train()
 
-    saved = None
-    if rank == 0 and rows:
-        plot_losses(rows, run_dir / "loss.png", f"{run_dir.name} ({step} iterations)")
-    if rank == 0 and step > start_step:
-        # Also when --max-minutes stopped the run early: the network so far is usable (and resumable).
-        last = rows[-5:]
-        config = {
-            **architecture,
-            "task": task.settings(),
+    def checkpoint(self, seconds: float, stopping: bool) -> None:
+        if self.rank != 0 or not (self._every(self.settings.checkpoint_every) or stopping
+                                  or self.step == self.settings.iterations):
+            return
+        state = {"step": self.step, "seconds": seconds, **self.architecture}
+        if self.started_from is not None:
+            state["started_from"] = self.started_from
+        if self.average is not None:
+            state["averaged_steps"] = self.averaged_steps
+        save_checkpoint(self.folder, self.model, self.optimizer, state, self.average)
+
+    def finish(self, seconds: float) -> Path | None:
+        """The loss curves and, if this run trained a step, the network with its config (also when stopped
+        early: the network so far is usable and resumable). Returns its path on rank 0."""
+        saved = None
+        if self.rank == 0 and self.rows:
+            plot_losses(self.rows, self.folder.loss_plot, f"{self.folder.path.name} ({self.step} iterations)")
+        if self.rank == 0 and self.step > self.start_step:
+            saved = save_pretrained(self.kept, self.config(seconds), self.folder.model.with_suffix(""))
+            print(f"saved {saved} and {saved.with_suffix('.json')}")
+        if self.world_size > 1:
+            dist.barrier()
+            dist.destroy_process_group()
+        return saved
+
+    def config(self, seconds: float) -> dict:
+        """The saved network's JSON config: its architecture, task, training facts and final losses."""
+        settings, average, last = self.settings, self.average, self.rows[-5:]
+        weights = "the last step's"
+        if average is not None:
+            weights = (f"exponential moving average over {self.averaged_steps} steps, decay {settings.ema_decay} "
+                       f"(warming up as (1 + n) / (10 + n): "
+                       f"{average_decay(settings.ema_decay, self.averaged_steps - 1):.4g} at the end)")
+        return {
+            **self.architecture,
+            "task": self.recorded,
             "training": {
-                "iterations": step, "planned_iterations": settings.iterations, "finished": step >= settings.iterations,
-                "batch_size_per_process": settings.batch_size, "processes": world_size,
-                "optimizer": f"Adam lr {settings.lr} ({settings.lr_schedule})", "seed": settings.seed, "device": str(device),
-                "weights": (f"exponential moving average over {averaged_steps} steps, decay {settings.ema_decay} "
-                            f"(warming up as (1 + n) / (10 + n): {average_decay(settings.ema_decay, averaged_steps - 1):.4g} "
-                            "at the end)" if average is not None else "the last step's"),
-                "bf16": use_bf16, "data": [str(d) for d in settings.data], "photos": len(data.images),
-                "seconds": round(seconds, 1), **({"started_from": started_from} if started_from else {}),
-                **settings.extra,
+                "iterations": self.step, "planned_iterations": settings.iterations,
+                "finished": self.step >= settings.iterations, "batch_size_per_process": settings.batch_size,
+                "processes": self.world_size, "optimizer": f"Adam lr {settings.lr} ({settings.lr_schedule})",
+                "seed": settings.seed, "device": str(self.device), "weights": weights, "bf16": self.use_bf16,
+                "data": [str(d) for d in settings.data], "photos": len(self.data.images), "seconds": round(seconds, 1),
+                **({"started_from": self.started_from} if self.started_from else {}), **settings.extra,
             },
-            "loss_network": _loss_network_info(loss_fn),
-            "final_losses": {k: sum(r[k] for r in last) / len(last) for k in LOG_COLUMNS[1:-1]},
+            "loss_network": _loss_network_info(self.loss_fn),
+            "final_losses": {k: sum(r.get(k, 0.0) for r in last) / len(last) for k in LOG_COLUMNS[1:-1]},
             "git_commit": _git_commit(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        saved = save_pretrained(kept, config, run_dir / "model")
-        print(f"saved {saved} and {saved.with_suffix('.json')}")
-    if world_size > 1:
-        dist.barrier()
-        dist.destroy_process_group()
-    return saved
+
+
+def train(spec: RunSpec) -> Path | None:
+    """Run (or resume) training; returns the saved model path on rank 0 (None on other ranks, or if no step ran).
+
+    A run stopped by `max_minutes` or the stop file saves its network too, with `finished: false` in the config.
+    """
+    trainer = Trainer(spec)
+    iterations = spec.loop.iterations
+    progress = tqdm(total=iterations, initial=trainer.step, disable=trainer.rank != 0, desc=trainer.folder.path.name,
+                    unit="it", dynamic_ncols=True)
+    started, seconds = time.monotonic(), trainer.seconds_before
+    while trainer.step < iterations:
+        losses = trainer.train_step()
+        seconds = trainer.seconds_before + time.monotonic() - started
+        progress.update(1)
+        why = trainer.stop_reason(seconds)
+        row = trainer.log(losses, seconds, stopping=why is not None)
+        if row:
+            progress.set_postfix({k: f"{v:.4g}" for k, v in row.items() if v})
+        trainer.render()
+        trainer.checkpoint(seconds, stopping=why is not None)
+        if why:
+            if trainer.rank == 0:
+                progress.write(f"{why} at step {trainer.step}; resume with --resume.")
+            break
+    progress.close()
+    return trainer.finish(seconds)
 
 
 def _loss_network_info(loss_fn: nn.Module) -> dict[str, str] | None:
