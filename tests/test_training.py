@@ -320,7 +320,7 @@ def test_gpu_styles_job_with_a_tiny_budget_on_the_cpu(tiny_photos, tmp_path):
 
     out = tmp_path / "out"
     gpu_styles(["--data", str(tiny_photos), "--style-dir", str(STYLES), "--styles", "the_scream", "wave",
-                "--out", str(out), "--work", str(tmp_path / "runs"), "--iterations", "3", "--image-size", "32",
+                "--out", str(out), "--work", str(tmp_path / "runs"), "--iterations", "3", "--image-size", "32", "--batch-size", "2",
                 "--device", "cpu", "--minutes", "10", "--", "--threads", "1", "--style-size", "64",
                 "--vgg-weights", str(VGG_FILE)])
     assert sorted(p.name for p in out.iterdir()) == ["style_the_scream.tar", "style_wave.tar", "summary.json"]
