@@ -1,6 +1,7 @@
 """The Live tab in headless Chromium with a fake camera: the stream, style switching, stopping,
 fair sharing with /stylize, and video files (round trip, cancel, bad uploads)."""
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -42,6 +43,21 @@ def wait_for_more_frames(page: Page, than: int, timeout: float = 60_000) -> None
     page.wait_for_function(f"() => window.__live.shown.length > {than}", timeout=timeout)
 
 
+def wait_until_still(page: Page, expression: str, still_ms: int, timeout: float = 60_000):
+    """Wait until the JavaScript `expression` has kept its value for `still_ms`, and return that value.
+    How a stopped stream is told from a running one: what was already on its way may still
+    land after the click, for as long as the machine takes. Fails only if it never settles."""
+    handle = page.wait_for_function("""([expression, stillMs]) => {
+        const value = JSON.stringify((0, eval)(expression)), now = performance.now(), seen = window.__still;
+        if (!seen || seen.expression !== expression || seen.value !== value) {
+            window.__still = {expression, value, since: now};
+            return false;
+        }
+        return now - seen.since >= stillMs && value;
+    }""", arg=[expression, still_ms], polling=100, timeout=timeout)
+    return json.loads(handle.json_value())
+
+
 def start_camera(page: Page) -> None:
     page.get_by_text("Click to Access Webcam").click()
     page.locator("#live-camera .button-wrap button").first.click()  # start streaming
@@ -76,10 +92,7 @@ def test_live_stream_switch_style_and_size_share_and_stop(page, app_url, shots):
     page.screenshot(path=str(shots / "live_style_switched.png"))
 
     page.locator("#live-camera .button-wrap button").first.click()  # stop
-    page.wait_for_timeout(1500)
-    stopped = shown(page)
-    page.wait_for_timeout(2500)
-    assert shown(page) == stopped
+    wait_until_still(page, "window.__live.shown.length", 2500)  # no frame comes any more
 
 
 @pytest.fixture(scope="module")
@@ -125,10 +138,8 @@ def test_cancel_and_bad_uploads_leave_the_app_serving(page, clip, tmp_path):
     status = page.locator("#video-status")
     expect(status).to_contain_text("Stylising: frame", timeout=120_000)
     page.locator("#cancel-video").click()
-    page.wait_for_timeout(1500)
-    cancelled = status.inner_text()
-    page.wait_for_timeout(3000)
-    assert status.inner_text() == cancelled and "Done" not in cancelled
+    cancelled = wait_until_still(page, "document.querySelector('#video-status').innerText", 3000)
+    assert "Done" not in cancelled  # it stopped before the end
 
     fake = tmp_path / "notes.mp4"
     fake.write_text("not a video\n" * 100)
