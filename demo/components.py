@@ -58,3 +58,14 @@ class LiveFrame(gr.Image):
         jpeg, source_bytes = value
         url = f"data:image/jpeg;source-bytes={source_bytes};base64," + base64.b64encode(jpeg).decode("ascii")
         return ImageData(url=url, mime_type="image/jpeg")
+
+
+class ControlSlider(gr.Slider):
+    """A slider whose value reaches `StyleControls.validate` as sent, so an API caller's out-of-range
+    value gets the project's message (what the control means and its range), not Gradio's range
+    error with a traceback in the server log."""
+
+    is_template = True
+
+    def preprocess(self, payload: float) -> float:
+        return payload

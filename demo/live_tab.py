@@ -15,11 +15,13 @@ from pathlib import Path
 
 import gradio as gr
 
+from perceptual_models.controls import SteadyState, StyleControls, video_network
 from perceptual_models.errors import PerceptualError
 from perceptual_models.inference import device_name
 from perceptual_models.video import FRAME_SIZES, probe, stylize_jpeg, stylize_video
 
 from .components import LiveCamera, LiveFrame
+from .controls_ui import build_controls, controls_from
 from .gpu import on_gpu
 from .services import Services, UserError
 from .widgets import user_errors
@@ -89,21 +91,29 @@ def build_live_tab(services: Services) -> gr.Dropdown:
     device = device_name(services.device)
 
     @on_gpu(duration=10)
-    def on_frame(jpeg: bytes | None, style: str | None, size: int):
+    def on_frame(jpeg: bytes | None, style: str | None, size: int, preserve_color: bool, strength: float,
+                 stroke: float, mix_style: str | None, mix: float, steady: bool, state: SteadyState):
+        """One camera frame with the controls as they are now; `state` is this browser's previous frame
+        and output (steady mode), started afresh when the style, size or a control changes."""
         if jpeg is None or not style:
-            return gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), state
+        settings = controls_from(preserve_color, strength, stroke, mix_style, mix, steady)
         try:
-            runner = services.style_runner(style)
-            output, (width, height), timing = stylize_jpeg(runner, jpeg, int(size))
+            runner, mix_runner = services.style_networks(style, settings)
+            state = state.following((style, int(size), settings))
+            network = video_network(runner, settings, mix_runner, state)
+            output, (width, height), timing = stylize_jpeg(network, jpeg, int(size))
         except PerceptualError as exc:  # the stream goes on; the next frame may be fine
-            return gr.skip(), f"**{exc}**"
+            return gr.skip(), f"**{exc}**", state
         path = "compiled fast path" if runner.compiled else "fast path"
-        return (output, len(jpeg)), (f"Server: {timing.total * 1000:.0f} ms per frame (network {timing.network * 1000:.0f} ms) · "
-                        f"{style}, {width}x{height} · {device}, {path}")
+        work = "network" if settings == StyleControls() else f"network and {settings.describe()}"
+        return (output, len(jpeg)), (f"Server: {timing.total * 1000:.0f} ms per frame ({work} {timing.network * 1000:.0f} ms) · "
+                                     f"{style}, {width}x{height} · {device}, {path}"), state
 
     @on_gpu(duration=120)
     @user_errors
-    def on_video(path: str | None, style: str | None, size: int,
+    def on_video(path: str | None, style: str | None, size: int, preserve_color: bool, strength: float, stroke: float,
+                 mix_style: str | None = None, mix: float = 0.0, steady: bool = False,
                  progress=gr.Progress()):  # noqa: B008 - how Gradio is asked for a progress bar
         if path is None:
             raise UserError("Please upload a video first.")
@@ -111,7 +121,8 @@ def build_live_tab(services: Services) -> gr.Dropdown:
             raise UserError(f"The video is over {MAX_VIDEO_BYTES // 2**20} MB; please upload a shorter or smaller one.")
         if not style:
             raise UserError("Pick a style first.")
-        runner = services.style_runner(style)
+        settings = controls_from(preserve_color, strength, stroke, mix_style, mix, steady)
+        runner, mix_runner = services.style_networks(style, settings)
         info = probe(path)
         folder = Path(tempfile.mkdtemp(prefix="perceptual-video-"))
         try:
@@ -119,7 +130,8 @@ def build_live_tab(services: Services) -> gr.Dropdown:
             # The compiled graph is warmed for one image at a time; a batch would recompile it (minutes
             # on a CPU) inside the first visitor's request.
             batch = 1 if runner.compiled else VIDEO_BATCH
-            for event in stylize_video(runner, path, output, int(size), MAX_VIDEO_SECONDS, batch):
+            network = video_network(runner, settings, mix_runner)
+            for event in stylize_video(network, path, output, int(size), MAX_VIDEO_SECONDS, batch):
                 progress((event.frames_done, event.frames_total), unit="frames")
                 cut = (f" The clip is {info.duration:.0f} s long; only the first {event.trimmed_to:g} s were stylised."
                        if event.trimmed_to else "")
@@ -132,7 +144,7 @@ def build_live_tab(services: Services) -> gr.Dropdown:
 
     with gr.Tab("Live camera and video", id="live"):
         gr.Markdown("The paper's point: one pass of the network is fast enough for video. Open the camera and press "
-                    "**Record**: the stylised stream appears beside it; switch the style or the size at any time. Frames "
+                    "**Record**: the stylised stream appears beside it; switch the style, the size or the controls at any time. Frames "
                     "the server cannot keep up with are skipped, so the picture stays current. A stream stops after "
                     f"{LIVE_TIME_LIMIT // 60} minutes (press Record again); at most {LIVE_STREAMS} run at once, and "
                     "later ones wait their turn.")
@@ -145,11 +157,13 @@ def build_live_tab(services: Services) -> gr.Dropdown:
             style = gr.Dropdown(styles, value=styles[0] if styles else None, label="Style", allow_custom_value=True,
                                 elem_id="live-style")
             size = gr.Radio(list(FRAME_SIZES), value=services.default_size, label="Size (longer side, px)", elem_id="live-size")
+        controls = build_controls(styles, "live", video=True)
+        steady_state = gr.State(SteadyState())
         with gr.Column(elem_id="live-stats"):  # the browser's measurements, then the server's
             gr.HTML("Start the camera to see the frame rate and latency.", js_on_load=STATS_JS, elem_id="live-shown",
                     head="<style>#live-output img { width: 100%; height: 100%; object-fit: contain; }</style>")
             server_stats = gr.Markdown(elem_id="live-server")
-        camera.stream(on_frame, [camera, style, size], [output, server_stats],
+        camera.stream(on_frame, [camera, style, size, *controls.inputs, steady_state], [output, server_stats, steady_state],
                       stream_every=STREAM_EVERY[services.device.type], time_limit=LIVE_TIME_LIMIT,
                       concurrency_limit=LIVE_STREAMS, concurrency_id="live",
                       show_progress="minimal", show_progress_on=[output], api_visibility="private")
@@ -165,7 +179,8 @@ def build_live_tab(services: Services) -> gr.Dropdown:
                 run_video = gr.Button("Stylise the video", variant="primary", elem_id="run-video")
                 cancel_video = gr.Button("Cancel", variant="stop", elem_id="cancel-video")
             video_status = gr.Markdown(elem_id="video-status")
-    video_event = run_video.click(on_video, [video_in, style, size], [video_out, video_status], api_name="stylize_video",
+    video_event = run_video.click(on_video, [video_in, style, size, *controls.inputs], [video_out, video_status],
+                                  api_name="stylize_video",
                                   concurrency_limit=1, concurrency_id="video")
     cancel_video.click(None, None, None, cancels=[video_event], api_visibility="private")
     return style

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 import gradio as gr
 import pandas as pd
 
+from perceptual_models.controls import StyleControls, stroke_size
 from perceptual_models.inference import device_name
 from perceptual_models.losses import StyleObjective
 
 from .components import UploadedImage
+from .controls_ui import build_controls, controls_from
 from .gpu import on_gpu
-from .services import Services, UserError
+from .services import Services, Stylized, UserError
 from .widgets import EXAMPLES, as_file, in_page, size_text, user_errors
 
 # What a student compares comes first: on a phone the columns after them are a sideways scroll away.
@@ -47,23 +49,25 @@ def build_style_tab(services: Services) -> StyleTab:
     @in_page
     @on_gpu()
     @user_errors
-    def on_stylize(content, style, size, timings):
+    def on_stylize(content, style, size, timings, preserve_color, strength, stroke, mix_style=None, mix=0.0):
         image, note = services.read_image(content, "a content image")
         if not style:
             raise UserError("Pick a style first.")
-        output, seconds = services.stylize(image, style, int(size))
+        settings = controls_from(preserve_color, strength, stroke, mix_style, mix)
+        result = services.stylize(image, style, int(size), settings)
         timings = {**(timings or {}), "feedforward": {
-            "seconds": seconds, "size": size_text(output), "device": device_name(services.device),
-            "detail": style}}
-        return as_file(output), _timing_table(timings), timings, note
+            "seconds": result.seconds, "size": size_text(result.image), "device": device_name(services.device),
+            "detail": _feedforward_detail(style, settings, result)}}
+        return as_file(result.image), _timing_table(timings), timings, note
 
     @on_gpu(duration=120)
     @user_errors
-    def gatys_job(content, style, custom_style, size, iterations, timings):
+    def gatys_job(content, style, custom_style, size, iterations, timings, preserve_color):
         image, note = services.read_image(content, "a content image")
         target = services.gatys_style(style, custom_style)
         timings = dict(timings or {})
-        for progress in services.gatys(image, target, int(size), int(iterations)):
+        colors = ", photo's colours" if preserve_color else ""
+        for progress in services.gatys(image, target, int(size), int(iterations), bool(preserve_color)):
             reference = None
             if progress.done:  # the speed-up's other side: a warm network pass at exactly this size
                 reference = services.feedforward_seconds(None if custom_style is not None else style,
@@ -72,7 +76,7 @@ def build_style_tab(services: Services) -> StyleTab:
                                 "device": device_name(services.device), "done": progress.done,
                                 "iteration": progress.iteration, "iterations": int(iterations),
                                 "network_seconds": reference,
-                                "detail": f"{target.label}, {progress.iteration} it., {target.weight_text()}"}
+                                "detail": f"{target.label}, {progress.iteration} it., {target.weight_text()}{colors}"}
             status = (f"**{'Done' if progress.done else 'Optimizing'}**: iteration {progress.iteration} / "
                       f"{int(iterations)}, {progress.elapsed:.1f} s, total loss {progress.losses.get('total', 0):.4g}")
             yield (as_file(progress.image), "\n\n".join(filter(None, [status, note])),
@@ -80,7 +84,7 @@ def build_style_tab(services: Services) -> StyleTab:
                    _timing_table(timings), timings)
 
     @in_page
-    def on_gatys(content, style, custom_style, size, iterations, timings, request: gr.Request):
+    def on_gatys(content, style, custom_style, size, iterations, timings, preserve_color, request: gr.Request):
         """Streams `gatys_job`. Stop ends it after the image on screen, which stays, and says so.
 
         The Stop flag is checked here, in the server process, between updates: on ZeroGPU the
@@ -94,7 +98,8 @@ def build_style_tab(services: Services) -> StyleTab:
             return
         latest = timings or {}
         try:
-            with contextlib.closing(gatys_job(content, style, custom_style, size, iterations, timings)) as job:
+            with contextlib.closing(gatys_job(content, style, custom_style, size, iterations, timings,
+                                              preserve_color)) as job:
                 for update in job:
                     yield update
                     latest = update[-1]
@@ -148,6 +153,9 @@ def build_style_tab(services: Services) -> StyleTab:
                                     allow_custom_value=True, elem_id="style-choice")
                 size = gr.Slider(128, 1024, value=services.default_size, step=32, label="Output size (longer side, px)",
                                  elem_id="output-size")
+                with gr.Accordion("Controls: colours, strength, stroke size, mixing", open=False,
+                                  elem_id="style-controls-panel"):
+                    controls = build_controls(styles, "style")
                 with gr.Accordion("Optimization (Gatys et al.) settings", open=False, elem_id="gatys-settings"):
                     iterations = gr.Slider(10, 500, value=100, step=10, label="L-BFGS iterations")
                     custom_style = UploadedImage(label="Any style image (optimization only)", type="filepath",
@@ -173,14 +181,26 @@ def build_style_tab(services: Services) -> StyleTab:
                                 color_map={"content": "#1f77b4", "style": "#ff7f0e", "TV": "#2ca02c"},
                                 label="Optimization loss (log10, weighted terms)", elem_id="loss-plot")
     style_gallery.select(on_pick_style, None, style, api_visibility="private")
-    run_ff.click(on_stylize, [content, style, size, timings], [ff_out, timing_table, timings, ff_note],
+    run_ff.click(on_stylize, [content, style, size, timings, *controls.inputs], [ff_out, timing_table, timings, ff_note],
                  api_name="stylize", concurrency_limit=4, concurrency_id="feedforward")
     run_gatys.click(on_click, None, None, queue=False, api_visibility="private").then(
-        on_gatys, [content, style, custom_style, size, iterations, timings],
+        on_gatys, [content, style, custom_style, size, iterations, timings, controls.preserve_color],
         [gatys_out, gatys_status, loss_plot, timing_table, timings],
         api_name="gatys", concurrency_limit=1, concurrency_id="optimization")
     stop_gatys.click(on_stop, None, None, queue=False, api_visibility="private")
     return StyleTab(tab, style, style_gallery)
+
+
+def _feedforward_detail(style: str, settings: StyleControls, result: Stylized) -> str:
+    """The style, and with any control on, what it cost: the network's share and, for a stroke size,
+    the size the network ran at."""
+    if settings == StyleControls():
+        return style
+    height, width = result.image.shape[-2:]
+    network = f"network {result.network_seconds:.3f} s"
+    if settings.stroke != 1 and settings.strength > 0:
+        network += " at {1}x{0}".format(*stroke_size(height, width, settings.stroke))
+    return f"{style}, {settings.describe()} ({network}, controls {result.seconds - result.network_seconds:.3f} s)"
 
 
 def _timing_table(timings: dict) -> pd.DataFrame:

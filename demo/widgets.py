@@ -105,7 +105,8 @@ def in_page(fn: Callable) -> Callable:
                 return gr.skip()
 
     if not passes_request:
-        request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        # Defaulted: it follows parameters that may have defaults (API callers may leave those out).
+        request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
         wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), request])
     wrapper.__annotations__ = {"request": gr.Request}  # what Gradio looks for (by type, not by name)
     return wrapper

@@ -6,6 +6,7 @@ import shutil
 import urllib.request
 
 import pytest
+import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -13,6 +14,7 @@ from PIL import Image
 from demo.app_process import REPO, running_app
 from demo.services import origin_in_words
 from perceptual_models import hub
+from perceptual_models.image_io import load_image, quantize, resize_longer_side, rgb_to_ycbcr
 from perceptual_models.inference import SR_LABELS, SR_METHODS, sr_model_name
 from perceptual_models.networks import from_pretrained
 
@@ -63,6 +65,32 @@ def test_stylize_returns_the_image_and_its_timing(client):
     row = _table(timing)[0]
     assert row["method"].startswith("Feed-forward") and row["size (px)"] == "256x256"
     assert float(row["seconds"]) > 0 and "CPU" in row["device"]
+
+
+def test_stylize_controls_through_the_api(client):
+    """The controls are parameters appended after the older ones (whose calls above still work): each
+    one's defining property, and bad values refused in words (the log check below: no traceback)."""
+    photo = handle_file(str(EXAMPLE))
+
+    def run(style=STYLES[0], **controls):
+        image, timing, _ = client.predict(photo, style, 128, api_name="/stylize", **controls)
+        return load_image(image), _table(timing)[0]["method"]
+
+    plain, method = run()
+    assert method == f"Feed-forward, {STYLES[0]}"
+    assert torch.equal(run(strength=1.0)[0], plain)
+    assert torch.equal(run(strength=0.0)[0], quantize(resize_longer_side(load_image(EXAMPLE), 128)))
+    assert torch.equal(run(mix_style=STYLES[1], mix=0.0)[0], plain)
+    assert torch.equal(run(mix_style=STYLES[1], mix=1.0)[0], run(STYLES[1])[0])
+    kept, method = run(preserve_color=True)
+    photo_chroma = rgb_to_ycbcr(resize_longer_side(load_image(EXAMPLE), 128))[:, 1:]
+    assert (rgb_to_ycbcr(kept)[:, 1:] - photo_chroma).abs().mean() < 1.5 / 255 and "photo's colours" in method
+    larger, method = run(stroke=2.0)
+    assert larger.shape[-2:] == (128, 128) and re.search(r"stroke 2x \(network \d\.\d{3} s at 64x64, controls", method)
+    with pytest.raises(AppError, match="strength goes from 0 \\(the photo\\) to 1"):
+        run(strength=1.5)
+    with pytest.raises(AppError, match="Style 'cubism' is unavailable"):
+        run(mix_style="cubism", mix=0.5)
 
 
 def test_gatys_streams_progress_and_reports_the_speedup(client):
