@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .errors import ConfigError
 from .metrics import psnr
+
+
+def require(*packages: str) -> None:
+    """The ONNX tools are development requirements, not the app's: say how to get them if missing."""
+    missing = [name for name in packages if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"ONNX export and checks need {', '.join(missing)}, which the app does not install: "
+                          "pip install -r requirements-dev.txt")
 
 
 def export_onnx(model: nn.Module, path: str | Path, sample: tuple[int, int] = (64, 64)) -> Path:
     """Write `model` as ONNX with a dynamic batch, height and width."""
+    require("onnx", "onnxscript")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     x = torch.rand(1, 3, *sample)
@@ -23,6 +34,7 @@ def export_onnx(model: nn.Module, path: str | Path, sample: tuple[int, int] = (6
 
 def onnx_session(path: str | Path):
     """An ONNX Runtime CPU session with all graph optimisations."""
+    require("onnxruntime")
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from perceptual_models.errors import ConfigError
+from perceptual_models.export import require
 from perceptual_models.hub import HubSettings
 from perceptual_models.image_io import degrade, load_image, resize_longer_side
 from perceptual_models.inference import Runner, bicubic_upscale, cpu_has_bf16, pick_device, upscale
@@ -139,6 +140,12 @@ def test_export_onnx_command(style_model, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert out.is_file() and "ONNX Runtime vs PyTorch fp32" in result.stdout
     assert float(result.stdout.split("fp32: ")[1].split(" dB")[0]) >= 60
+
+
+def test_onnx_tools_missing_is_a_clear_error():
+    """The app's install leaves the ONNX tools out (requirements-dev.txt has them)."""
+    with pytest.raises(ConfigError, match="no_such_onnx_tool, which the app does not install.*requirements-dev.txt"):
+        require("onnx", "no_such_onnx_tool")
 
 
 def test_bench_command_writes_table_and_json(style_model, tmp_path):
