@@ -2,6 +2,7 @@
 
 import threading
 import time
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from typing import Self
 
@@ -10,7 +11,6 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from demo.app_process import REPO, running_app
-from demo.bench_app import Photos, class_of_thirty
 
 from conftest import VGG_FILE
 
@@ -33,7 +33,7 @@ class PeakMemory:
                 self.peak_mib = max(self.peak_mib, rss / 2**20)
             except psutil.Error:
                 pass
-            time.sleep(0.05)
+            self._stop.wait(0.05)  # the sampling period; ends at once on exit
 
     def __enter__(self) -> Self:
         self.thread.start()
@@ -54,7 +54,7 @@ def test_concurrent_feedforward_and_gatys_requests(tmp_path):
             job = client.submit(handle_file(str(EXAMPLE)), "starry_night", 256, api_name="/stylize")
             while not job.done():  # queued requests report their position
                 statuses.append(str(job.status().code))
-                time.sleep(0.2)
+                futures.wait([job.future], timeout=0.2)  # the next look at its status, or at once when it is done
             return Image.open(job.result()[0]).size
 
         def gatys(i: int) -> str:
@@ -65,16 +65,15 @@ def test_concurrent_feedforward_and_gatys_requests(tmp_path):
         with ThreadPoolExecutor(FEEDFORWARD_REQUESTS + GATYS_REQUESTS) as pool:
             optimizations = [pool.submit(gatys, i) for i in range(GATYS_REQUESTS)]
             stylizations = [pool.submit(stylize, i) for i in range(FEEDFORWARD_REQUESTS)]
-            sizes = [f.result(timeout=600) for f in stylizations]
+            sizes = [f.result(timeout=600) for f in stylizations]  # a deadline for a hang, not a speed limit
             finals = [f.result(timeout=600) for f in optimizations]
-        seconds = time.monotonic() - start
+        seconds = time.monotonic() - start  # reported, not asserted: a loaded machine is slower
 
     assert sizes == [(256, 170)] * FEEDFORWARD_REQUESTS
     assert all("Done" in status and "10 / 10" in status for status in finals)
     assert any("QUEUE" in status or "IN_QUEUE" in status for status in statuses), set(statuses)
     print(f"\n{FEEDFORWARD_REQUESTS} feed-forward + {GATYS_REQUESTS} Gatys requests in {seconds:.1f} s, "
           f"peak app memory {memory.peak_mib:.0f} MiB (bound {MEMORY_BOUND_MIB} MiB)")
-    assert seconds < 600
     assert 0 < memory.peak_mib < MEMORY_BOUND_MIB
 
 
@@ -88,15 +87,3 @@ def test_the_page_serves_while_the_networks_compile(tmp_path):
         log = (tmp_path / "app" / "app.log").read_text()
     assert Image.open(result[0]).size == (256, 170)
     assert "compiled:" not in log  # served, and answered, before the compiler was done
-
-
-def test_a_small_class_completes(tmp_path):
-    """The class-of-thirty benchmark (`python -m demo.bench_app --class`) in small: every kind of request
-    started at once, all complete without error, and a queued optimization is told where it stands."""
-    env = {"HF_HUB_OFFLINE": "1", "PERCEPTUAL_VGG_WEIGHTS": str(VGG_FILE)}
-    with running_app(tmp_path / "app", **env) as (url, _):
-        outcomes = class_of_thirty(url, Photos.write(tmp_path, large_side=256),
-                                   {"/stylize": 4, "/gatys": 2, "/upscale": 1}, gatys_size=128, iterations=10)
-    assert [(o.endpoint, o.error) for o in outcomes if o.error] == []
-    assert sorted(o.endpoint for o in outcomes) == ["/gatys"] * 2 + ["/stylize"] * 4 + ["/upscale"]
-    assert any(o.queue for o in outcomes if o.endpoint == "/gatys"), "the second optimization waited unannounced"
