@@ -11,6 +11,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from demo.app_process import REPO, running_app
+from demo.bench_app import Photos, class_of_thirty
 
 from conftest import VGG_FILE
 
@@ -87,3 +88,15 @@ def test_the_page_serves_while_the_networks_compile(tmp_path):
         log = (tmp_path / "app" / "app.log").read_text()
     assert Image.open(result[0]).size == (256, 170)
     assert "compiled:" not in log  # served, and answered, before the compiler was done
+
+
+def test_a_small_class_completes(tmp_path):
+    """The class-of-thirty benchmark (`python -m demo.bench_app --class`) in small: every kind of request
+    started at once, all complete without error, and a queued optimization is told where it stands."""
+    env = {"HF_HUB_OFFLINE": "1", "PERCEPTUAL_VGG_WEIGHTS": str(VGG_FILE)}
+    with running_app(tmp_path / "app", **env) as (url, _):
+        outcomes = class_of_thirty(url, Photos.write(tmp_path, large_side=256),
+                                   {"/stylize": 4, "/gatys": 2, "/upscale": 1}, gatys_size=128, iterations=10)
+    assert [(o.endpoint, o.error) for o in outcomes if o.error] == []
+    assert sorted(o.endpoint for o in outcomes) == ["/gatys"] * 2 + ["/stylize"] * 4 + ["/upscale"]
+    assert any(o.queue for o in outcomes if o.endpoint == "/gatys"), "the second optimization waited unannounced"
