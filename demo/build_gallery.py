@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 from perceptual_models import hub
 from perceptual_models.bench import PAPER_TABLE1
 from perceptual_models.evaluate import format_table
-from perceptual_models.gatys import GATYS_OBJECTIVE, GatysSettings, reconstruct, transfer
+from perceptual_models.gatys import GATYS_OBJECTIVE, GatysSettings, network_objective, reconstruct, transfer
 from perceptual_models.image_io import crop_to_multiple, degrade, load_image, resize_longer_side, to_pil
 from perceptual_models.inference import (
     SR_LABELS,
@@ -73,7 +73,8 @@ def style_section(size: int, settings: hub.HubSettings) -> dict:
 
 
 def gatys_section(size: int, iterations: int, settings: hub.HubSettings) -> dict:
-    """The paper's Figure 6 idea: ours next to Gatys et al. on the same photo, same size."""
+    """The paper's Figure 6 idea: ours next to Gatys et al. on the same photo, same size, same objective
+    (the one the network was trained on, as the app's optimization uses)."""
     network = load_loss_network(GATYS_OBJECTIVE.layers, device=CPU, settings=settings)
     photo = EXAMPLES[0]
     content = resize_longer_side(load_image(photo), size)
@@ -83,14 +84,16 @@ def gatys_section(size: int, iterations: int, settings: hub.HubSettings) -> dict
         style_file = hub.resolve_style_image(style, settings)
         if style_file is None:
             continue
-        ours = Runner.load(name, CPU, "exact", settings)(content)
-        optimized = transfer(content, resize_longer_side(load_image(style_file[0]), max(size, 256)), network,
-                             GatysSettings(iterations=iterations)).image
+        runner = Runner.load(name, CPU, "exact", settings)
+        ours = runner(content)
+        objective, style_size = network_objective(runner.config)
+        optimized = transfer(content, resize_longer_side(load_image(style_file[0]), style_size), network,
+                             GatysSettings(iterations=iterations, objective=objective)).image
         strip = _strip([to_pil(content), to_pil(load_image(style_file[0])), to_pil(optimized), to_pil(ours)],
                        ["content", "style", f"Gatys, {iterations} L-BFGS it.", "ours, 1 pass"], height=size)
         images.append({"file": _save(strip, f"gatys_vs_ours_{style}.jpg"), "caption": style})
     return {"title": "Ours vs optimization (Gatys et al.)", "columns": 1, "images": images,
-            "text": f"Same photo, same {size} px, same loss network and layers."}
+            "text": f"Same photo, same {size} px, same objective: the one each network was trained on."}
 
 
 def reconstruction_section(iterations: int, settings: hub.HubSettings) -> dict:

@@ -19,7 +19,7 @@ import torch
 from perceptual_models import controls, hub
 from perceptual_models.controls import StyleControls
 from perceptual_models.errors import PerceptualError, UnreadableWeights
-from perceptual_models.gatys import GATYS_OBJECTIVE, GatysSettings, Progress, reconstruct, run
+from perceptual_models.gatys import GATYS_OBJECTIVE, GatysSettings, Progress, network_objective, reconstruct, run
 from perceptual_models.image_io import (
     ImageSource,
     cap_pixels,
@@ -314,8 +314,7 @@ class Services:
         runner = self.runners.get(style_model_name(style))
         if runner is None:
             return GatysStyle(load_image(path), style, GATYS_OBJECTIVE)
-        task = runner.config["task"]
-        return GatysStyle(load_image(path), style, StyleObjective.from_dict(task), task.get("style_size"))
+        return GatysStyle(load_image(path), style, *network_objective(runner.config))
 
     def gatys(self, content: torch.Tensor, style: GatysStyle, size: int, iterations: int,
               preserve_color: bool = False) -> Iterator[Progress]:

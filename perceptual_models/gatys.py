@@ -30,6 +30,13 @@ OPTIMIZERS = ("lbfgs", "adam")
 GATYS_OBJECTIVE = StyleObjective(style_weight=3e-4)
 
 
+def network_objective(config: dict) -> tuple[StyleObjective, int]:
+    """The objective a style network was trained on and the longer side its painting had: what the
+    optimization beside it minimises, so that both sides of the paper's Figure 5 answer to one objective."""
+    task = config["task"]
+    return StyleObjective.from_dict(task), int(task["style_size"])
+
+
 @dataclass
 class GatysSettings:
     """Defaults give recognisable content with the painting's strokes and palette at 256-512 px."""

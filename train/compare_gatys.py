@@ -18,13 +18,11 @@ import torch
 from perceptual_models import hub
 from perceptual_models.cli import positive_int, positive_ints
 from perceptual_models.errors import ConfigError, PerceptualError
-from perceptual_models.gatys import GatysSettings, run
+from perceptual_models.gatys import GatysSettings, network_objective, run
 from perceptual_models.image_io import load_image, resize_longer_side
 from perceptual_models.inference import Runner
-from perceptual_models.losses import PerceptualLoss, StyleObjective, Targets
+from perceptual_models.losses import PerceptualLoss, Targets
 from perceptual_models.vgg import load_loss_network
-
-from .tasks import StyleTask
 
 
 def score(objective: PerceptualLoss, image: torch.Tensor, targets: Targets) -> dict[str, float]:
@@ -48,8 +46,8 @@ def compare(model: str, images: list[Path], size: int, iterations: list[int], in
         if found is None:
             raise ConfigError(f"No style image found for {model}; pass --style.")
         style_path = found[0]
-    style = resize_longer_side(load_image(style_path), task.get("style_size", StyleTask.style_size))
-    trained_on = StyleObjective.from_dict(task)
+    trained_on, style_size = network_objective(runner.config)
+    style = resize_longer_side(load_image(style_path), style_size)
     network = load_loss_network(trained_on.layers, settings=settings)
     objective = trained_on.make_loss(network)
     objective.set_style(style)

@@ -28,7 +28,7 @@ from PIL import Image
 
 from perceptual_models.cli import positive_int
 from perceptual_models.errors import ConfigError, PerceptualError
-from perceptual_models.gatys import GatysSettings, transfer
+from perceptual_models.gatys import GatysSettings, network_objective, transfer
 from perceptual_models.hub import HubSettings, resolve_style_image
 from perceptual_models.image_io import load_image, resize, resize_longer_side, save_image, to_pil
 from perceptual_models.inference import Runner
@@ -36,7 +36,6 @@ from perceptual_models.losses import StyleObjective, feature_loss, gram_matrix, 
 from perceptual_models.vgg import LossNetwork, load_loss_network
 
 from .compare_gatys import require_style_network
-from .tasks import StyleTask
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PHOTOS = [REPO / "demo" / "examples" / "astronaut.jpg", REPO / "demo" / "examples" / "rocket.jpg"]
@@ -54,13 +53,12 @@ class Painting:
 
 
 def painting_of(runner: Runner, settings: HubSettings) -> Painting:
-    task = runner.config["task"]
-    name = Path(task["style_image"]).stem
+    name = Path(runner.config["task"]["style_image"]).stem
     found = resolve_style_image(name, settings)
     if found is None:
         raise ConfigError(f"No style image found for {name!r}.")
-    image = resize_longer_side(load_image(found[0]), task.get("style_size", StyleTask.style_size))
-    return Painting(name, StyleObjective.from_dict(task), image)
+    objective, style_size = network_objective(runner.config)
+    return Painting(name, objective, resize_longer_side(load_image(found[0]), style_size))
 
 
 def half(image: torch.Tensor) -> torch.Tensor:
