@@ -4,12 +4,14 @@ Starts the app (compiled fast path, as served), opens it in headless Chromium wi
 streams for `--seconds` at each size and prints the frames per second shown in `live-output`
 and the end-to-end latency (camera grab to stylised frame decoded on screen) at p50/p95, with
 the server's own time per frame. `--video` also times a 10 s 640x360 clip through the same code
-as the app's video panel. A benchmark, not a test: it prints numbers and asserts nothing.
+as the app's video panel. `--steady` measures the Live tab's steady mode without a browser (see
+`bench_steady`). A benchmark, not a test: it prints numbers and asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import tempfile
@@ -121,6 +123,59 @@ def bench_video(size: int, batch_sizes: list[int]) -> list[dict]:
     return results
 
 
+def flicker_ratio(frames: list, outputs: list) -> float:
+    """Mean absolute frame-to-frame change of the outputs over that of the inputs."""
+    def change(images):
+        return sum(float((b - a).abs().mean()) for a, b in itertools.pairwise(images))
+    return change(outputs) / change(frames)
+
+
+def bench_steady(size: int, count: int, sigma: float, pan: int, keeps: list[float]) -> dict:
+    """Steady mode on two camera-like sequences at `size` px, through the served fast path:
+    - still: one photo with independent Gaussian noise (`sigma`) per frame, as a still camera sees it;
+      the flicker ratio (`flicker_ratio`) with and without steady mode;
+    - panning: the photo moving `pan` px per frame, same noise; the ghosting steady mode adds is its
+      outputs' mean absolute difference from the plain per-frame outputs (in 8-bit levels), and the
+      share of pixels more than 16 levels off.
+    Each of `keeps` is tried as the most of the previous output a still pixel keeps."""
+    import torch
+
+    from demo.build_gallery import EXAMPLES
+    from perceptual_models.controls import STEADY_KEEP, SteadyState, steady
+    from perceptual_models.hub import HubSettings
+    from perceptual_models.image_io import load_image, quantize, resize
+    from perceptual_models.inference import Runner, pick_device
+
+    runner = Runner.load("style/starry_night", pick_device("cpu"), "fast", HubSettings.from_env())
+    height = size * 3 // 4
+    wide = resize(load_image(EXAMPLES[0]), (height, size + pan * count))  # the photo, stretched to pan across
+    noise = torch.Generator().manual_seed(0)
+
+    def noisy(image):
+        return quantize(image + sigma * torch.randn(image.shape, generator=noise))
+
+    sequences = {"still": [noisy(wide[..., :size]) for _ in range(count)],
+                 "panning": [noisy(wide[..., i * pan: i * pan + size]) for i in range(count)]}
+    plain = {name: [runner(frame) for frame in frames] for name, frames in sequences.items()}
+    result = {"size": f"{size}x{height}", "frames": count, "sigma": sigma, "pan_px": pan,
+              "plain": {"flicker": flicker_ratio(sequences["still"], plain["still"])}, "steady": {}}
+    print(f"{size}x{height}, {count} frames, noise sigma {sigma * 255:g}/255, panning {pan} px per frame")
+    print(f"plain: still flicker ratio {result['plain']['flicker']:.2f}")
+    for keep in keeps:
+        steadied = {}
+        for name, frames in sequences.items():
+            state = SteadyState()
+            steadied[name] = [steady(frame, output, state, keep=keep) for frame, output in zip(frames, plain[name])]
+        off = torch.stack([(s - p).abs() for s, p in zip(steadied["panning"], plain["panning"])])
+        row = {"flicker": flicker_ratio(sequences["still"], steadied["still"]),
+               "ghosting_levels": 255 * float(off.mean()), "ghosting_share_over_16": float((off > 16 / 255).float().mean())}
+        result["steady"][keep] = row
+        print(f"steady, keep {keep:g}{' (the default)' if keep == STEADY_KEEP else ''}: still flicker ratio "
+              f"{row['flicker']:.2f}; panning: {row['ghosting_levels']:.1f} levels from the plain outputs on average, "
+              f"{row['ghosting_share_over_16']:.1%} of pixels over 16", flush=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=positive_ints, default="256,512")
@@ -129,6 +184,8 @@ def main() -> None:
     parser.add_argument("--video", action="store_true", help="also time a 10 s 640x360 clip")
     parser.add_argument("--video-batches", type=positive_ints, default="1", help="frames per network call (the app uses 1 when compiled)")
     parser.add_argument("--no-stream", action="store_true")
+    parser.add_argument("--steady", action="store_true", help="also measure steady mode's flicker and ghosting")
+    parser.add_argument("--steady-keep", default="0.8", help="comma-separated values of the previous output's share")
     parser.add_argument("--screenshots", type=Path, default=None, help="save a screenshot per size here")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -140,6 +197,8 @@ def main() -> None:
                                         args.screenshots)
     if args.video:
         result["video"] = bench_video(256, args.video_batches)
+    if args.steady:
+        result["steady"] = bench_steady(256, 30, 3 / 255, 3, [float(k) for k in args.steady_keep.split(",")])
     result["load_average_after"] = Path("/proc/loadavg").read_text().split()[:3]
     print(f"load average before/after: {result['load_average']} / {result['load_average_after']}")
     if args.json:

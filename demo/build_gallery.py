@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from perceptual_models import hub
 from perceptual_models.bench import PAPER_TABLE1
+from perceptual_models.controls import StyleControls, stylize
 from perceptual_models.evaluate import format_table
 from perceptual_models.gatys import GATYS_OBJECTIVE, GatysSettings, network_objective, reconstruct, transfer
 from perceptual_models.image_io import crop_to_multiple, degrade, load_image, resize_longer_side, to_pil
@@ -224,6 +225,29 @@ def teaser(settings: hub.HubSettings) -> None:
     _save(canvas, "teaser.jpg")
 
 
+def controls_strips(settings: hub.HubSettings, size: int = 256) -> list[str]:
+    """One strip per control of perceptual_models/controls.py (docs/controls.md shows them): a photo
+    and a few settings, through the same `controls.stylize` the app and the CLI use."""
+    photo = resize_longer_side(load_image(HERE / "examples" / "chelsea.jpg"), size)
+    networks = {style: Runner.load(style_model_name(style), CPU, "exact", settings) for style in ("starry_night", "wave")}
+
+    def styled(style: str = "starry_night", **values) -> Image.Image:
+        controls = StyleControls(**values)
+        return to_pil(stylize(photo, networks[style], controls, networks.get(controls.mix_style)))
+
+    strips = {
+        "color": ([to_pil(photo), styled(), styled(preserve_color=True), styled("wave"), styled("wave", preserve_color=True)],
+                  ["photo", "starry_night", "+ photo's colours", "wave", "+ photo's colours"]),
+        "strength": ([styled(strength=s) for s in (0.0, 0.25, 0.5, 0.75, 1.0)],
+                     ["strength 0 (photo)", "0.25", "0.5", "0.75", "1 (starry_night)"]),
+        "stroke": ([to_pil(photo), *(styled(stroke=s) for s in (0.5, 1.0, 1.5, 2.0))],
+                   ["photo", "stroke 0.5x", "1x", "1.5x", "2x"]),
+        "mix": ([styled(mix_style="wave", mix=m) for m in (0.0, 0.25, 0.5, 0.75, 1.0)],
+                ["starry_night", "25% wave", "50%", "75%", "wave"]),
+    }
+    return [_save(_strip(images, labels, height=170), f"controls_{name}.jpg") for name, (images, labels) in strips.items()]
+
+
 TABLES_TITLE = "The paper's tables, reproduced by this code"
 
 
@@ -243,11 +267,15 @@ def main() -> None:
     parser.add_argument("--skip-gatys", action="store_true")
     parser.add_argument("--tables-only", action="store_true",
                         help="only refresh the tables in index.json (after a new bench or evaluate-sr JSON)")
+    parser.add_argument("--controls-only", action="store_true", help="only write the controls' strips (docs/controls.md)")
     parser.add_argument("--styles-only", action="store_true",
                         help="only re-render the style sections and the teaser (after retraining style networks)")
     args = parser.parse_args()
     settings = hub.HubSettings.from_env()
     index_path = GALLERY / "index.json"
+    if args.controls_only:
+        print("wrote", ", ".join(controls_strips(settings)))
+        return
     if args.tables_only or args.styles_only:
         if not index_path.is_file():
             raise SystemExit(f"{index_path} does not exist yet: build the whole gallery first.")

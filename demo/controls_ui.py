@@ -40,15 +40,14 @@ def build_controls(styles: list[str], prefix: str, video: bool = False) -> Contr
     defaults = StyleControls()
     with gr.Row(elem_id=f"{prefix}-controls"):
         preserve_color = gr.Checkbox(defaults.preserve_color, label="Keep the photo's colours",
-                                     info="The painting's strokes in the photo's colours (luminance only)",
-                                     elem_id=f"{prefix}-color")
+                                     info="The painting's strokes in the photo's colours", elem_id=f"{prefix}-color")
         steady = gr.Checkbox(defaults.steady, label="Steady", elem_id=f"{prefix}-steady",
                              info="Still parts stay still from frame to frame (less flicker)") if video else None
+    with gr.Row(elem_id=f"{prefix}-sliders"):
         strength = ControlSlider(0, 1, value=defaults.strength, step=0.05, label="Strength",
                                  info="0: the photo, 1: the full style", elem_id=f"{prefix}-strength")
         stroke = ControlSlider(*STROKE_RANGE, value=defaults.stroke, step=0.25, label="Stroke size",
-                               info="2: strokes twice as large; 0.5: half as large (4x the time)",
-                               elem_id=f"{prefix}-stroke")
+                               info="2: strokes twice as large, 0.5: half (4x the time)", elem_id=f"{prefix}-stroke")
     with gr.Row(elem_id=f"{prefix}-mixing"):
         mix_style = gr.Dropdown(styles, value=defaults.mix_style, label="Mix with a second style",
                                 allow_custom_value=True, info=MIX_INFO, elem_id=f"{prefix}-mix-style")
