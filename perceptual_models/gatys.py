@@ -129,7 +129,8 @@ def run(
     # too small to measure curvature in float32, so the second step overshoots by orders of
     # magnitude. Optimising x / k instead makes that first step move each pixel by ~0.01.
     k = 0.01 * start.numel() if settings.optimizer == "lbfgs" else 1.0
-    variable = (start / k).requires_grad_(True)
+    # Contiguous: a decoded photo is an HWC array seen as NCHW, and L-BFGS flattens the gradient with view().
+    variable = (start / k).contiguous().requires_grad_(True)
     if settings.optimizer == "lbfgs":
         # One function evaluation per step() call, so progress and cancellation are per iteration.
         optimizer = torch.optim.LBFGS([variable], lr=1.0, max_iter=1, history_size=100)

@@ -124,3 +124,12 @@ def test_reconstruction_rejects_unknown_modes_and_layers(loss_network, photo, la
 
     with pytest.raises(ConfigError, match=message):
         next(reconstruct(photo, layer, mode, loss_network, 64, 10))
+
+
+def test_a_photo_as_decoded_at_its_own_size_is_optimised(loss_network, starry_night):
+    """A decoded photo is an HWC array seen as NCHW (not contiguous); at the size asked it is not resized, and
+    L-BFGS used to fail on its gradient's layout (a 512 px square upload optimised at 512 px)."""
+    photo = torch.rand(1, 40, 48, 3).permute(0, 3, 1, 2)
+    assert not photo.is_contiguous()
+    result = transfer(photo, starry_night, loss_network, GatysSettings(iterations=2))
+    assert result.iteration == 2 and result.image.shape == photo.shape
