@@ -425,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = space_commands.add_parser("deploy", help="create the Space and upload the app with its weights",
                                        description="Create the Space (unless it exists) and upload app.py, "
                                                    "demo/, perceptual_models/ with the bundled weights, train/ "
-                                                   "(the training tab), requirements.txt, README.md and NOTICE.")
+                                                   "(the training tab), docs/, requirements.txt, README.md and NOTICE.")
     deploy.set_defaults(handler=cmd_space)
     deploy.add_argument("--repo", required=True, help="the Space's id, USER/NAME")
     deploy.add_argument("--private", action="store_true", help="make the Space private (when creating it)")

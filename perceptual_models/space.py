@@ -14,7 +14,8 @@ from .publish import upload
 PROJECT = Path(__file__).resolve().parent.parent
 # What app.py needs on a Space: the app, the library with its bundled weights, the trainer (the
 # "Train your own style" tab runs `python -m train style`), and the licences.
-SPACE_FILES = ["app.py", "requirements.txt", "README.md", "NOTICE", "demo/*", "perceptual_models/*", "train/*"]
+# docs/: the README's links (results, training notes, deployment) resolve on the Space's page too.
+SPACE_FILES = ["app.py", "requirements.txt", "README.md", "NOTICE", "demo/*", "perceptual_models/*", "train/*", "docs/*"]
 NOT_SHIPPED = ["*__pycache__*", "*.pyc", "*.pyi", ".*", "*/.*"]
 
 

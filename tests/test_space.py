@@ -59,6 +59,7 @@ def test_deploy_creates_a_gradio_space_with_the_app_and_intact_weights(deployed)
     files = set(repo.files)
     assert {"app.py", "requirements.txt", "README.md", "NOTICE"} <= files
     assert _local_files(REPO / "demo") | _local_files(REPO / "perceptual_models") | _local_files(REPO / "train") <= files
+    assert _local_files(REPO / "docs") <= files  # the README's links resolve on the Space's page
     assert not [f for f in files if f.startswith(("tests/", "runs/", ".")) or "__pycache__" in f]
     front_matter = repo.files["README.md"].decode().split("---")[1]
     assert "sdk: gradio" in front_matter and "app_file: app.py" in front_matter

@@ -31,7 +31,7 @@ class StyleTask:
     image_size: int = 256
     style_size: int = 512
     objective: StyleObjective = field(default_factory=StyleObjective)
-    # The recipe of four bundled styles (README: the training-recipe experiments; the_scream keeps the
+    # The recipe of four bundled styles (docs/training-notes.md: the training-recipe experiments; the_scream keeps the
     # earlier one): the style weight set per painting, balance / the norm of its Gram matrices
     # (`StyleObjective.balanced`; candy gets 1.5e-5), and batch norm, the paper's, which cannot paint
     # instance norm's flat black or white blotches. None: the objective's fixed weight.
