@@ -35,6 +35,13 @@ def _describe(config: dict) -> list[str]:
          f"{' (bf16)' if training.get('bf16') else ''}, {training.get('seconds')} s; "
          f"data: {training.get('photos')} photos ({', '.join(Path(d).name for d in training.get('data', []))})"),
     ]
+    if task.get("task") == "style":
+        lines.append(f"- **Objective**: content {task['content_weight']:g} x feature loss + style {task['style_weight']:.3g} "
+                     f"x style loss + TV {task['tv_weight']:g} x TV; the app's optimization (Gatys et al.) minimises "
+                     "this same objective for this style, so the comparison is one objective on both sides")
+        if task.get("stability_weight"):
+            lines.append(f"- **Stability**: trained with {task['stability_weight']:g} x the output's mean squared change "
+                         f"under input noise of std {task['stability_sigma']:g} (steady on video)")
     if training.get("started_from"):  # --init-from: a path, named here as the model it is
         start = training["started_from"]
         lines.append(f"- **Started from**: `{Path(start['weights']).parent.name}/{Path(start['weights']).stem}` after its "

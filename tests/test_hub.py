@@ -11,6 +11,7 @@ from safetensors.torch import save_file
 
 from perceptual_models import hub, publish
 from perceptual_models.errors import ConfigError, PickleRefused
+from perceptual_models.losses import StyleObjective
 from perceptual_models.networks import SRNet, TransformerNet, from_pretrained, save_pretrained
 from perceptual_models.vgg import load_loss_network, read_vgg_file
 
@@ -200,7 +201,9 @@ def test_push_uploads_the_folder_and_tags_the_commit(server, hub_repo, monkeypat
 def test_export_writes_fp16_with_config_and_card(tmp_path):
     averaged = "exponential moving average over 15 steps, decay 0.999"
     trained = save_pretrained(TransformerNet(), {"architecture": "transformer", "params": {},
-                                                  "task": {"style_image": "starry_night.jpg"},
+                                                  "task": {"task": "style", "style_image": "starry_night.jpg",
+                                                           **StyleObjective(style_weight=1e-4).to_dict(),
+                                                           "stability_weight": 4e8, "stability_sigma": 0.03},
                                                   "training": {"iterations": 15, "weights": averaged}},
                               tmp_path / "run/model")
     exported = publish.export_model(trained, "style/starry_night", tmp_path / "weights", {"note": "ok"})
@@ -208,6 +211,8 @@ def test_export_writes_fp16_with_config_and_card(tmp_path):
     assert json.loads(exported.with_suffix(".json").read_text())["dtype"] == "float16"
     card = exported.with_suffix(".md").read_text()
     assert "Vincent van Gogh" in card and f"**Weights saved**: {averaged}" in card
+    assert "style 0.0001 x style loss" in card and "minimises this same objective" in card
+    assert "4e+08 x the output's mean squared change under input noise of std 0.03" in card
 
 
 def test_hub_list_offline_is_prompt(hub_repo, monkeypatch):
