@@ -1,6 +1,6 @@
 """The Style transfer tab: the feed-forward network against Gatys et al.'s optimization.
 
-Click "Feed-forward network" -> `on_stylize` -> `Services.stylize` (demo/services.py) ->
+Click "Feed-forward network" -> `StyleHandlers.on_stylize` -> `Services.stylize` (demo/services.py) ->
 `Runner` (perceptual_models/inference.py): the whole path from the button to the image.
 """
 
@@ -19,7 +19,7 @@ from perceptual_models.inference import device_name
 from perceptual_models.losses import StyleObjective
 
 from .components import UploadedImage
-from .controls_ui import build_controls, controls_from
+from .controls_ui import ControlWidgets, build_controls, controls_from
 from .gpu import on_gpu
 from .services import Services, Stylized, UserError
 from .widgets import EXAMPLES, as_file, in_page, size_text, user_errors
@@ -30,26 +30,76 @@ TIMING_HEADERS = ["method", "seconds", "speed-up", "size (px)", "device"]
 
 @dataclass
 class StyleTab:
-    """The tab's components that other tabs update (a newly trained style joins these lists)."""
+    """The tab's components. Other tabs update `style` and `style_gallery` (a newly trained style joins them)."""
 
     tab: gr.Tab
     style: gr.Dropdown
     style_gallery: gr.Gallery
+    content: UploadedImage
+    size: gr.Slider
+    controls: ControlWidgets
+    iterations: gr.Slider
+    custom_style: UploadedImage
+    run_ff: gr.Button
+    run_gatys: gr.Button
+    stop_gatys: gr.Button
+    ff_out: gr.Image
+    gatys_out: gr.Image
+    ff_note: gr.Markdown
+    gatys_status: gr.Markdown
+    timing_table: gr.Dataframe
+    loss_plot: gr.LinePlot
+    timings: gr.State
 
 
 def style_thumbnails(services: Services) -> list[tuple[str, str]]:
     return [(str(path), name) for name in services.style_names() if (path := services.style_image(name))]
 
 
-def build_style_tab(services: Services) -> StyleTab:
-    """The tab's layout and events; call inside a `gr.Blocks` (demo/ui.py does)."""
-    styles = services.style_names()
-    stop_requests: dict[str, threading.Event] = {}  # browser session -> the Stop of its running optimization
+class OptimizationStops:
+    """Each browser session's Stop of its running optimization (the tab's per-session state).
 
-    @in_page
-    @on_gpu()
-    @user_errors
-    def on_stylize(content, style, size, timings, preserve_color, strength, stroke, mix_style=None, mix=0.0):
+    The Run button `click`s at once, before the optimization waits for its turn, so a Stop while it
+    is queued is kept; the run `take`s its flag when it starts, watches it, and `release`s it at the end.
+    """
+
+    def __init__(self) -> None:
+        self._flags: dict[str, threading.Event] = {}  # session hash -> the Stop of its running optimization
+
+    def click(self, session: str) -> None:
+        """A second click while one is pending or running keeps its flag (Gradio runs the optimization
+        once), so Stop still reaches the run on screen."""
+        current = self._flags.get(session)
+        if current is None or current.is_set():
+            self._flags[session] = threading.Event()
+
+    def stop(self, session: str) -> None:
+        flag = self._flags.get(session)
+        if flag is not None:
+            flag.set()
+
+    def take(self, session: str) -> threading.Event:
+        """The flag `click` made, or a new one (API calls do not click)."""
+        return self._flags.setdefault(session, threading.Event())
+
+    def release(self, session: str, flag: threading.Event) -> None:
+        if self._flags.get(session) is flag:
+            del self._flags[session]
+
+
+class StyleHandlers:
+    """The tab's callbacks, as plain methods over `services` and each session's Stop (`stops`):
+    callable without a server (tests/test_handlers.py). `build_style_tab` wraps them for the page
+    (`in_page`, `on_gpu`, `user_errors`) around the bound method, so that on ZeroGPU only a call's
+    arguments, not `self`, cross to the GPU worker."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.stops = OptimizationStops()
+        self.gatys_on_gpu = on_gpu(duration=120)(user_errors(self.gatys_job))  # what `on_gatys` streams
+
+    def on_stylize(self, content, style, size, timings, preserve_color, strength, stroke, mix_style=None, mix=0.0):
+        services = self.services
         image, note = services.read_image(content, "a content image")
         if not style:
             raise UserError("Pick a style first.")
@@ -60,9 +110,8 @@ def build_style_tab(services: Services) -> StyleTab:
             "detail": _feedforward_detail(style, settings, result)}}
         return as_file(result.image), _timing_table(timings), timings, note
 
-    @on_gpu(duration=120)
-    @user_errors
-    def gatys_job(content, style, custom_style, size, iterations, timings, preserve_color):
+    def gatys_job(self, content, style, custom_style, size, iterations, timings, preserve_color):
+        services = self.services
         image, note = services.read_image(content, "a content image")
         target = services.gatys_style(style, custom_style)
         timings = dict(timings or {})
@@ -83,58 +132,68 @@ def build_style_tab(services: Services) -> StyleTab:
                    gr.LinePlot(_loss_frame(progress.history, target.objective), x_lim=[0, int(iterations)]),
                    _timing_table(timings), timings)
 
-    @in_page
-    def on_gatys(content, style, custom_style, size, iterations, timings, preserve_color, request: gr.Request):
+    def on_gatys(self, content, style, custom_style, size, iterations, timings, preserve_color, request: gr.Request):
         """Streams `gatys_job`. Stop ends it after the image on screen, which stays, and says so.
 
         The Stop flag is checked here, in the server process, between updates: on ZeroGPU the
         optimization runs in a worker process that the flag cannot reach.
         """
-        # Made by `on_click` when the button was pressed (a Stop while queued is kept), or here for API calls.
-        stop = stop_requests.setdefault(request.session_hash, threading.Event())
+        stop = self.stops.take(request.session_hash)
         if stop.is_set():
-            del stop_requests[request.session_hash]
+            self.stops.release(request.session_hash, stop)
             yield gr.skip(), "**Stopped** before it started.", gr.skip(), gr.skip(), gr.skip()
             return
         latest = timings or {}
         try:
-            with contextlib.closing(gatys_job(content, style, custom_style, size, iterations, timings,
-                                              preserve_color)) as job:
+            with contextlib.closing(self.gatys_on_gpu(content, style, custom_style, size, iterations, timings,
+                                                      preserve_color)) as job:
                 for update in job:
                     yield update
                     latest = update[-1]
                     if stop.is_set():
                         break
         finally:
-            if stop_requests.get(request.session_hash) is stop:
-                del stop_requests[request.session_hash]
+            self.stops.release(request.session_hash, stop)
         entry = latest.get("gatys")
         if stop.is_set() and entry and not entry["done"]:
             stopped = f"**Stopped** at iteration {entry['iteration']} / {entry['iterations']}, {entry['seconds']:.1f} s"
             yield gr.skip(), stopped, gr.skip(), gr.skip(), gr.skip()
 
-    def on_click(request: gr.Request):
-        """Runs at once, before the optimization waits for its turn: Stop works while it is queued.
-        A second click while one is pending or running keeps its flag (Gradio runs the optimization
-        once), so Stop still reaches the run on screen."""
-        current = stop_requests.get(request.session_hash)
-        if current is None or current.is_set():
-            stop_requests[request.session_hash] = threading.Event()
+    def on_click(self, request: gr.Request):
+        self.stops.click(request.session_hash)
 
-    def on_stop(request: gr.Request):
-        stop = stop_requests.get(request.session_hash)
-        if stop is not None:
-            stop.set()
+    def on_stop(self, request: gr.Request):
+        self.stops.stop(request.session_hash)
 
-    @user_errors
-    def on_pick_style(event: gr.SelectData):
+    def on_pick_style(self, event: gr.SelectData):
         """The clicked thumbnail's caption, not its index: a page opened before a style was trained
         here has an older list, where the same index is another style."""
         name = event.value.get("caption") if isinstance(event.value, dict) else None
-        if name not in services.style_names():
+        if name not in self.services.style_names():
             raise UserError(f"The style {name!r} is not available any more; reload the page.")
         return name
 
+
+def build_style_tab(services: Services) -> StyleTab:
+    """The tab's layout and events; call inside a `gr.Blocks` (demo/ui.py does)."""
+    handlers = StyleHandlers(services)
+    ui = _layout(services)
+    ui.style_gallery.select(user_errors(handlers.on_pick_style), None, ui.style, api_visibility="private")
+    ui.run_ff.click(in_page(on_gpu()(user_errors(handlers.on_stylize))),
+                    [ui.content, ui.style, ui.size, ui.timings, *ui.controls.inputs],
+                    [ui.ff_out, ui.timing_table, ui.timings, ui.ff_note],
+                    api_name="stylize", concurrency_limit=4, concurrency_id="feedforward")
+    ui.run_gatys.click(handlers.on_click, None, None, queue=False, api_visibility="private").then(
+        in_page(handlers.on_gatys),
+        [ui.content, ui.style, ui.custom_style, ui.size, ui.iterations, ui.timings, ui.controls.preserve_color],
+        [ui.gatys_out, ui.gatys_status, ui.loss_plot, ui.timing_table, ui.timings],
+        api_name="gatys", concurrency_limit=1, concurrency_id="optimization")
+    ui.stop_gatys.click(handlers.on_stop, None, None, queue=False, api_visibility="private")
+    return ui
+
+
+def _layout(services: Services) -> StyleTab:
+    styles = services.style_names()
     with gr.Tab("Style transfer", id="style") as tab:
         timings = gr.State({})
         with gr.Row():
@@ -180,15 +239,8 @@ def build_style_tab(services: Services) -> StyleTab:
         loss_plot = gr.LinePlot(x="iteration", y="log10 loss", color="term", x_axis_format="d",
                                 color_map={"content": "#1f77b4", "style": "#ff7f0e", "TV": "#2ca02c"},
                                 label="Optimization loss (log10, weighted terms)", elem_id="loss-plot")
-    style_gallery.select(on_pick_style, None, style, api_visibility="private")
-    run_ff.click(on_stylize, [content, style, size, timings, *controls.inputs], [ff_out, timing_table, timings, ff_note],
-                 api_name="stylize", concurrency_limit=4, concurrency_id="feedforward")
-    run_gatys.click(on_click, None, None, queue=False, api_visibility="private").then(
-        on_gatys, [content, style, custom_style, size, iterations, timings, controls.preserve_color],
-        [gatys_out, gatys_status, loss_plot, timing_table, timings],
-        api_name="gatys", concurrency_limit=1, concurrency_id="optimization")
-    stop_gatys.click(on_stop, None, None, queue=False, api_visibility="private")
-    return StyleTab(tab, style, style_gallery)
+    return StyleTab(tab, style, style_gallery, content, size, controls, iterations, custom_style, run_ff, run_gatys,
+                    stop_gatys, ff_out, gatys_out, ff_note, gatys_status, timing_table, loss_plot, timings)
 
 
 def _feedforward_detail(style: str, settings: StyleControls, result: Stylized) -> str:
