@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -21,7 +22,7 @@ from perceptual_models.inference import device_name
 from perceptual_models.video import FRAME_SIZES, probe, stylize_jpeg, stylize_video
 
 from .components import LiveCamera, LiveFrame
-from .controls_ui import build_controls, controls_from
+from .controls_ui import ControlWidgets, build_controls, controls_from
 from .gpu import on_gpu
 from .services import Services, UserError
 from .widgets import user_errors
@@ -84,14 +85,34 @@ document.addEventListener("load", (event) => {
 """
 
 
-def build_live_tab(services: Services) -> gr.Dropdown:
-    """The tab's layout and events; call inside a `gr.Blocks` (demo/ui.py does). Returns the style
-    list, which a newly trained style joins."""
-    styles = services.style_names()
-    device = device_name(services.device)
+@dataclass
+class LiveTab:
+    """The tab's components (`style` is the list a newly trained style joins)."""
 
-    @on_gpu(duration=10)
-    def on_frame(jpeg: bytes | None, style: str | None, size: int, preserve_color: bool, strength: float,
+    camera: LiveCamera
+    output: LiveFrame
+    style: gr.Dropdown
+    size: gr.Radio
+    controls: ControlWidgets
+    steady_state: gr.State
+    server_stats: gr.Markdown
+    video_in: gr.Video
+    video_out: gr.Video
+    run_video: gr.Button
+    cancel_video: gr.Button
+    video_status: gr.Markdown
+
+
+class LiveHandlers:
+    """The tab's callbacks, as plain methods over `services`: callable without a server.
+    `build_live_tab` wraps them for the page (`on_gpu`, `user_errors`) around the bound method, so
+    that on ZeroGPU only a call's arguments, not `self`, cross to the GPU worker."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.device = device_name(services.device)
+
+    def on_frame(self, jpeg: bytes | None, style: str | None, size: int, preserve_color: bool, strength: float,
                  stroke: float, mix_style: str | None, mix: float, steady: bool, state: SteadyState):
         """One camera frame with the controls as they are now; `state` is this browser's previous frame
         and output (steady mode), started afresh when the style, size or a control changes."""
@@ -99,7 +120,7 @@ def build_live_tab(services: Services) -> gr.Dropdown:
             return gr.skip(), gr.skip(), state
         settings = controls_from(preserve_color, strength, stroke, mix_style, mix, steady)
         try:
-            runner, mix_runner = services.style_networks(style, settings)
+            runner, mix_runner = self.services.style_networks(style, settings)
             state = state.following((style, int(size), settings))
             network = video_network(runner, settings, mix_runner, state)
             output, (width, height), timing = stylize_jpeg(network, jpeg, int(size))
@@ -108,12 +129,10 @@ def build_live_tab(services: Services) -> gr.Dropdown:
         path = "compiled fast path" if runner.compiled else "fast path"
         work = "network" if settings == StyleControls() else f"network and {settings.describe()}"
         return (output, len(jpeg)), (f"Server: {timing.total * 1000:.0f} ms per frame ({work} {timing.network * 1000:.0f} ms) · "
-                                     f"{style}, {width}x{height} · {device}, {path}"), state
+                                     f"{style}, {width}x{height} · {self.device}, {path}"), state
 
-    @on_gpu(duration=120)
-    @user_errors
-    def on_video(path: str | None, style: str | None, size: int, preserve_color: bool, strength: float, stroke: float,
-                 mix_style: str | None = None, mix: float = 0.0, steady: bool = False,
+    def on_video(self, path: str | None, style: str | None, size: int, preserve_color: bool, strength: float,
+                 stroke: float, mix_style: str | None = None, mix: float = 0.0, steady: bool = False,
                  progress=gr.Progress()):  # noqa: B008 - how Gradio is asked for a progress bar
         if path is None:
             raise UserError("Please upload a video first.")
@@ -122,7 +141,7 @@ def build_live_tab(services: Services) -> gr.Dropdown:
         if not style:
             raise UserError("Pick a style first.")
         settings = controls_from(preserve_color, strength, stroke, mix_style, mix, steady)
-        runner, mix_runner = services.style_networks(style, settings)
+        runner, mix_runner = self.services.style_networks(style, settings)
         info = probe(path)
         folder = Path(tempfile.mkdtemp(prefix="perceptual-video-"))
         try:
@@ -137,11 +156,33 @@ def build_live_tab(services: Services) -> gr.Dropdown:
                        if event.trimmed_to else "")
                 state = "Done" if event.output else "Stylising"
                 status = (f"**{state}**: frame {event.frames_done} / {event.frames_total}, {event.fps:.1f} frames/s "
-                          f"on {device}.{cut}")
+                          f"on {self.device}.{cut}")
                 yield (str(event.output) if event.output else gr.skip()), status
         finally:  # Gradio has copied the result into its cache by the time the generator resumes
             shutil.rmtree(folder, ignore_errors=True)
 
+
+def build_live_tab(services: Services) -> gr.Dropdown:
+    """The tab's layout and events; call inside a `gr.Blocks` (demo/ui.py does). Returns the style
+    list, which a newly trained style joins."""
+    handlers = LiveHandlers(services)
+    ui = _layout(services)
+    ui.camera.stream(on_gpu(duration=10)(handlers.on_frame),
+                     [ui.camera, ui.style, ui.size, *ui.controls.inputs, ui.steady_state],
+                     [ui.output, ui.server_stats, ui.steady_state],
+                     stream_every=STREAM_EVERY[services.device.type], time_limit=LIVE_TIME_LIMIT,
+                     concurrency_limit=LIVE_STREAMS, concurrency_id="live",
+                     show_progress="minimal", show_progress_on=[ui.output], api_visibility="private")
+    video_event = ui.run_video.click(on_gpu(duration=120)(user_errors(handlers.on_video)),
+                                     [ui.video_in, ui.style, ui.size, *ui.controls.inputs],
+                                     [ui.video_out, ui.video_status], api_name="stylize_video",
+                                     concurrency_limit=1, concurrency_id="video")
+    ui.cancel_video.click(None, None, None, cancels=[video_event], api_visibility="private")
+    return ui.style
+
+
+def _layout(services: Services) -> LiveTab:
+    styles = services.style_names()
     with gr.Tab("Live camera and video", id="live"):
         gr.Markdown("The paper's point: one pass of the network is fast enough for video. Open the camera and press "
                     "**Record**: the stylised stream appears beside it; switch the style, the size or the controls at any time. Frames "
@@ -163,10 +204,6 @@ def build_live_tab(services: Services) -> gr.Dropdown:
             gr.HTML("Start the camera to see the frame rate and latency.", js_on_load=STATS_JS, elem_id="live-shown",
                     head="<style>#live-output img { width: 100%; height: 100%; object-fit: contain; }</style>")
             server_stats = gr.Markdown(elem_id="live-server")
-        camera.stream(on_frame, [camera, style, size, *controls.inputs, steady_state], [output, server_stats, steady_state],
-                      stream_every=STREAM_EVERY[services.device.type], time_limit=LIVE_TIME_LIMIT,
-                      concurrency_limit=LIVE_STREAMS, concurrency_id="live",
-                      show_progress="minimal", show_progress_on=[output], api_visibility="private")
 
         with gr.Accordion("Video file", open=True):
             gr.Markdown(f"Upload an mp4, webm or mov clip (up to {MAX_VIDEO_SECONDS} s are stylised, "
@@ -179,8 +216,5 @@ def build_live_tab(services: Services) -> gr.Dropdown:
                 run_video = gr.Button("Stylise the video", variant="primary", elem_id="run-video")
                 cancel_video = gr.Button("Cancel", variant="stop", elem_id="cancel-video")
             video_status = gr.Markdown(elem_id="video-status")
-    video_event = run_video.click(on_video, [video_in, style, size, *controls.inputs], [video_out, video_status],
-                                  api_name="stylize_video",
-                                  concurrency_limit=1, concurrency_id="video")
-    cancel_video.click(None, None, None, cancels=[video_event], api_visibility="private")
-    return style
+    return LiveTab(camera, output, style, size, controls, steady_state, server_stats, video_in, video_out, run_video,
+                   cancel_video, video_status)
