@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import gradio as gr
 import pandas as pd
@@ -30,33 +31,65 @@ SR_EXAMPLES = [("Astronaut: the original, x4, with PSNR/SSIM", "astronaut.jpg", 
 ZOOM_SIDE = 128  # output pixels of the zoomed region, shown twice as large
 
 
-def build_sr_tab(services: Services) -> None:
-    """The tab's layout and events; call inside a `gr.Blocks` (demo/ui.py does)."""
+@dataclass
+class SRTab:
+    """The tab's components."""
 
-    @on_gpu()
-    @user_errors
-    def upscale_job(upload, kind, scale, degradation, zoom_x, zoom_y, auto_zoom):
+    sr_input: UploadedImage
+    kind: gr.Radio
+    scale: gr.Radio
+    degradation: gr.Radio
+    zoom_x: gr.Slider
+    zoom_y: gr.Slider
+    auto_zoom: gr.Checkbox
+    run_sr: gr.Button
+    sr_gallery: gr.Gallery
+    sr_crops: gr.Gallery
+    sr_table: gr.Dataframe
+    sr_note: gr.Markdown
+
+
+class SRHandlers:
+    """The tab's callbacks, as plain methods over `services`: callable without a server. The GPU part
+    (`upscale_job`) is wrapped around the bound method, so that on ZeroGPU only a call's arguments,
+    not `self`, cross to the GPU worker."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.upscale_on_gpu = on_gpu()(user_errors(self.upscale_job))  # what `on_upscale` runs
+
+    def upscale_job(self, upload, kind, scale, degradation, zoom_x, zoom_y, auto_zoom):
         """Yields an `SRStep` before each step, then the outputs (as plain values: on ZeroGPU they
         cross from a worker process)."""
-        image, note = services.read_image(upload, "an image")
+        image, note = self.services.read_image(upload, "an image")
         factor = int(scale.removeprefix("x"))
-        for update in services.upscale(image, factor, kind == "hr", degradation):
+        for update in self.services.upscale(image, factor, kind == "hr", degradation):
             if isinstance(update, SRStep):
                 yield update
             else:
                 yield sr_outputs(update, factor, None if auto_zoom else (zoom_x, zoom_y), note)
 
-    @in_page
-    def on_upscale(upload, kind, scale, degradation, zoom_x, zoom_y, auto_zoom,
+    def on_upscale(self, upload, kind, scale, degradation, zoom_x, zoom_y, auto_zoom,
                    progress=gr.Progress(), request: gr.Request = None):  # noqa: B008 - how Gradio passes a tracker
         """Runs `upscale_job`, showing its steps (method i of n, then its PSNR/SSIM) as progress."""
-        for update in upscale_job(upload, kind, scale, degradation, zoom_x, zoom_y, auto_zoom):
+        for update in self.upscale_on_gpu(upload, kind, scale, degradation, zoom_x, zoom_y, auto_zoom):
             if isinstance(update, SRStep):
                 progress((update.done, update.total), desc=update.text, unit="steps")
             else:
                 return update
 
 
+def build_sr_tab(services: Services) -> None:
+    """The tab's layout and events; call inside a `gr.Blocks` (demo/ui.py does)."""
+    handlers = SRHandlers(services)
+    ui = _layout()
+    ui.run_sr.click(in_page(handlers.on_upscale),
+                    [ui.sr_input, ui.kind, ui.scale, ui.degradation, ui.zoom_x, ui.zoom_y, ui.auto_zoom],
+                    [ui.sr_gallery, ui.sr_crops, ui.sr_table, ui.sr_note], api_name="upscale",
+                    concurrency_limit=2, concurrency_id="super-resolution")  # seconds each: not in the way of /stylize
+
+
+def _layout() -> SRTab:
     with gr.Tab("Super-resolution", id="sr"):
         # Made here, shown in the right column: the examples under the image set them.
         kind = gr.Radio(SR_KINDS, value="hr", label="The image is", render=False)
@@ -90,9 +123,8 @@ def build_sr_tab(services: Services) -> None:
         sr_table = gr.Dataframe(headers=SR_HEADERS, label="Metrics (Y channel, border = scale)",
                                 interactive=False, wrap=True, column_widths=["26%", "17%", "21%", "16%", "20%"],
                                 elem_id="sr-metrics")
-    run_sr.click(on_upscale, [sr_input, kind, scale, degradation, zoom_x, zoom_y, auto_zoom],
-                 [sr_gallery, sr_crops, sr_table, sr_note], api_name="upscale",
-                 concurrency_limit=2, concurrency_id="super-resolution")  # seconds each: not in the way of /stylize
+    return SRTab(sr_input, kind, scale, degradation, zoom_x, zoom_y, auto_zoom, run_sr, sr_gallery, sr_crops,
+                 sr_table, sr_note)
 
 
 def sr_outputs(comparison: SRComparison, scale: int, centre: tuple[float, float] | None, note: str):
