@@ -12,19 +12,24 @@ from .services import Services
 from .widgets import EXAMPLES, HERE, as_file, in_page, user_errors
 
 
-def build_explain_tab(services: Services) -> None:
-    """The tab's layout and events; call inside a `gr.Blocks` (demo/ui.py does)."""
+class ExplainHandlers:
+    """The tab's callback, a plain method over `services`: callable without a server. `build_explain_tab`
+    wraps it around the bound method, so that on ZeroGPU only a call's arguments cross to the GPU worker."""
 
-    @in_page
-    @on_gpu()
-    @user_errors
-    def on_reconstruct(upload, layer, mode, iterations):
-        image, _ = services.read_image(upload, "an image")
-        for progress in services.reconstruct(image, layer, "feature" if mode.startswith("Feature") else "style",
-                                             192, int(iterations)):
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def on_reconstruct(self, upload, layer, mode, iterations):
+        image, _ = self.services.read_image(upload, "an image")
+        for progress in self.services.reconstruct(image, layer, "feature" if mode.startswith("Feature") else "style",
+                                                  192, int(iterations)):
             yield as_file(progress.image), (f"iteration {progress.iteration} / {int(iterations)}, "
                                            f"{progress.elapsed:.1f} s")
 
+
+def build_explain_tab(services: Services) -> None:
+    """The tab's layout and events; call inside a `gr.Blocks` (demo/ui.py does)."""
+    handlers = ExplainHandlers(services)
     with gr.Tab("How it works", id="explain"):
         gr.Markdown((HERE / "explainer.md").read_text())
         with gr.Accordion("What does the loss network see? (the paper's Figure 3)", open=True):
@@ -44,6 +49,6 @@ def build_explain_tab(services: Services) -> None:
             recon_status = gr.Markdown()
             if EXAMPLES:
                 gr.Examples([[str(p)] for p in EXAMPLES[:2]], inputs=[recon_input])
-    run_recon.click(on_reconstruct, [recon_input, recon_layer, recon_mode, recon_iters],
-                    [recon_out, recon_status], api_name="reconstruct", concurrency_limit=1,
-                    concurrency_id="optimization")
+    run_recon.click(in_page(on_gpu()(user_errors(handlers.on_reconstruct))),
+                    [recon_input, recon_layer, recon_mode, recon_iters], [recon_out, recon_status],
+                    api_name="reconstruct", concurrency_limit=1, concurrency_id="optimization")
