@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import gradio as gr
 import pandas as pd
@@ -27,6 +28,95 @@ STRENGTH_CHOICES = [("Lighter: more of the photo", "lighter"), ("Balanced", "def
                     ("Stronger: more of the painting", "stronger")]
 
 
+@dataclass
+class TrainTab:
+    """The tab's components."""
+
+    tab: gr.Tab
+    style_image: UploadedImage
+    budget: gr.Radio
+    strength: gr.Radio
+    name: gr.Textbox
+    start: gr.Button
+    stop: gr.Button
+    job_name: gr.Textbox
+    status: gr.Markdown
+    renders: gr.Gallery
+    losses: gr.LinePlot
+    table: gr.Dataframe
+    started: gr.BrowserState
+    new_key: gr.State
+    timer: gr.Timer
+
+    @property
+    def shown(self) -> list[gr.components.Component]:
+        """What `TrainHandlers.view` fills in, in its order."""
+        return [self.status, self.losses, self.renders, self.table, self.timer]
+
+
+class TrainHandlers:
+    """The tab's callbacks, as plain methods over `services` and `jobs`: callable without a server.
+
+    `refresh_styles()` gives the updates of the page's `style_lists` style pickers (as many), called
+    when the followed job ends.
+    """
+
+    def __init__(self, services: Services, jobs: TrainingJobs, refresh_styles: Callable[[], tuple],
+                 style_lists: int) -> None:
+        self.services = services
+        self.jobs = jobs
+        self.refresh_styles = refresh_styles
+        self.style_lists = style_lists
+
+    def view(self, progress: JobProgress) -> tuple:
+        """The job's status, loss curve, renders, the job table, and the timer: ticking while it is active."""
+        return (_status(progress, self.jobs), _loss_frame(progress), _renders(progress), _job_table(self.jobs),
+                gr.Timer(active=progress.active))
+
+    def on_train(self, style_image, budget, name, strength):
+        """Queue a job; the page follows it from here (`on_tick`) and keeps its key (`remember`)."""
+        if style_image is None:
+            raise UserError("Upload a style image (a painting, a drawing) or pick one below first.")
+        job = self.jobs.submit(style_image, budget, name or "", taken=self.services.style_names(), strength=strength)
+        return job.name, job.key, *self.view(self.jobs.progress(job.name))
+
+    @staticmethod
+    def remember(started: dict, name: str, key: str | None):
+        return {**started, name: key} if key else gr.skip()
+
+    def on_tick(self, name):
+        """One read of the followed job; when it has ended, the style lists take in the new style."""
+        unchanged = (gr.skip(),) * self.style_lists
+        try:
+            progress = self.jobs.progress(name)
+        except UserError as exc:  # its folder was deleted: say so once and stop ticking
+            return str(exc), gr.skip(), gr.skip(), _job_table(self.jobs), gr.Timer(active=False), *unchanged
+        ended = self.refresh_styles() if not progress.active else unchanged
+        return *self.view(progress), *ended
+
+    def on_open(self):
+        """A page opened (or reopened) while a job trains follows it."""
+        name = self.jobs.latest_active()
+        if name is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), _job_table(self.jobs), gr.skip()
+        return name, *self.view(self.jobs.progress(name))
+
+    def on_stop(self, name, started: dict):
+        """The status says at once that the job is stopping; the next tick, once it has, says so."""
+        if not name:
+            return gr.skip()
+        self.jobs.stop(name, started.get(name, ""))
+        return f"**Stopping** `{name}`: the network so far is being saved."
+
+    def train_progress(self, name: str) -> dict:
+        """A training job's state for API callers (the page shows the same): name, state (queued, running,
+        done, stopped, failed, interrupted), step, iterations, minutes trained, queue position, message."""
+        progress = self.jobs.progress(name)
+        return {"name": name, "state": progress.job.state, "step": progress.step, "iterations": progress.iterations,
+                "minutes": round(progress.seconds / 60, 2), "queue_position": progress.queue_position,
+                "message": progress.job.message}
+
+
 def build_train_tab(page: gr.Blocks, services: Services, jobs: TrainingJobs,
                     style_lists: list[gr.components.Component], refresh_styles: Callable[[], tuple]) -> None:
     """The tab's layout and events; call inside `page` (demo/ui.py does).
@@ -36,60 +126,25 @@ def build_train_tab(page: gr.Blocks, services: Services, jobs: TrainingJobs,
     the job's folder once, so no request waits while a job trains and a bad upload is answered at once.
     The keys of the jobs this browser started live in its local storage: only they can be stopped here.
     """
+    handlers = TrainHandlers(services, jobs, refresh_styles, len(style_lists))
+    ui = _layout(services, jobs)
+    with ui.tab:  # in the tab: the endpoint's components elsewhere would split the page's tabs into two rows
+        gr.api(user_errors(handlers.train_progress), api_name="train_progress", concurrency_limit=8,
+               concurrency_id="train-watch")
+    ui.start.click(in_page(user_errors(handlers.on_train)), [ui.style_image, ui.budget, ui.name, ui.strength],
+                   [ui.job_name, ui.new_key, *ui.shown], api_name="train_style", concurrency_limit=4,
+                   concurrency_id="train-start").success(
+        handlers.remember, [ui.started, ui.job_name, ui.new_key], ui.started, queue=False, api_visibility="private")
+    ui.timer.tick(user_errors(handlers.on_tick), [ui.job_name], [*ui.shown, *style_lists], api_visibility="private",
+                  concurrency_limit=8, concurrency_id="train-watch", show_progress="hidden")
+    # Queued (a quick one): a warning reaches the page only through the queue.
+    ui.stop.click(in_page(user_errors(handlers.on_stop)), [ui.job_name, ui.started], ui.status,
+                  api_visibility="private", concurrency_limit=4, concurrency_id="train-stop")
+    page.load(handlers.on_open, None, [ui.job_name, *ui.shown], api_visibility="private", show_progress="hidden")
 
-    def view(progress: JobProgress) -> tuple:
-        """The job's status, loss curve, renders, the job table, and the timer: ticking while it is active."""
-        return (_status(progress, jobs), _loss_frame(progress), _renders(progress), _job_table(jobs),
-                gr.Timer(active=progress.active))
 
-    @in_page
-    @user_errors
-    def on_train(style_image, budget, name, strength):
-        """Queue a job; the page follows it from here (`on_tick`) and keeps its key (`remember`)."""
-        if style_image is None:
-            raise UserError("Upload a style image (a painting, a drawing) or pick one below first.")
-        job = jobs.submit(style_image, budget, name or "", taken=services.style_names(), strength=strength)
-        return job.name, job.key, *view(jobs.progress(job.name))
-
-    def remember(started: dict, name: str, key: str | None):
-        return {**started, name: key} if key else gr.skip()
-
-    @user_errors
-    def on_tick(name):
-        """One read of the followed job; when it has ended, the style lists take in the new style."""
-        unchanged = (gr.skip(),) * len(style_lists)
-        try:
-            progress = jobs.progress(name)
-        except UserError as exc:  # its folder was deleted: say so once and stop ticking
-            return str(exc), gr.skip(), gr.skip(), _job_table(jobs), gr.Timer(active=False), *unchanged
-        ended = refresh_styles() if not progress.active else unchanged
-        return *view(progress), *ended
-
-    def on_open():
-        """A page opened (or reopened) while a job trains follows it."""
-        name = jobs.latest_active()
-        if name is None:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), _job_table(jobs), gr.skip()
-        return name, *view(jobs.progress(name))
-
-    @in_page
-    @user_errors
-    def on_stop(name, started: dict):
-        """The status says at once that the job is stopping; the next tick, once it has, says so."""
-        if not name:
-            return gr.skip()
-        jobs.stop(name, started.get(name, ""))
-        return f"**Stopping** `{name}`: the network so far is being saved."
-
-    def train_progress(name: str) -> dict:
-        """A training job's state for API callers (the page shows the same): name, state (queued, running,
-        done, stopped, failed, interrupted), step, iterations, minutes trained, queue position, message."""
-        progress = jobs.progress(name)
-        return {"name": name, "state": progress.job.state, "step": progress.step, "iterations": progress.iterations,
-                "minutes": round(progress.seconds / 60, 2), "queue_position": progress.queue_position,
-                "message": progress.job.message}
-
-    with gr.Tab("Train your own style", id="train"):
+def _layout(services: Services, jobs: TrainingJobs) -> TrainTab:
+    with gr.Tab("Train your own style", id="train") as tab:
         gr.Markdown(
             "Train a feed-forward network for **any painting or drawing**, the paper's recipe on this machine: the "
             "network learns to match the painting's Gram matrices and each photo's VGG features over many training "
@@ -127,19 +182,8 @@ def build_train_tab(page: gr.Blocks, services: Services, jobs: TrainingJobs,
         started = gr.BrowserState({}, storage_key="perceptual-losses-training-jobs")  # {job name: key}
         new_key = gr.State()  # the key of the job Train just queued, on its way to `started`
         timer = gr.Timer(POLL_SECONDS, active=False)
-        # In the tab: the endpoint's components elsewhere would split the page's tabs into two rows.
-        gr.api(user_errors(train_progress), api_name="train_progress", concurrency_limit=8, concurrency_id="train-watch")
-
-    shown = [status, losses, renders, table, timer]
-    start.click(on_train, [style_image, budget, name, strength], [job_name, new_key, *shown],
-                api_name="train_style", concurrency_limit=4, concurrency_id="train-start").success(
-        remember, [started, job_name, new_key], started, queue=False, api_visibility="private")
-    timer.tick(on_tick, [job_name], [*shown, *style_lists], api_visibility="private", concurrency_limit=8,
-               concurrency_id="train-watch", show_progress="hidden")
-    # Queued (a quick one): a warning reaches the page only through the queue.
-    stop.click(on_stop, [job_name, started], status, api_visibility="private", concurrency_limit=4,
-               concurrency_id="train-stop")
-    page.load(on_open, None, [job_name, *shown], api_visibility="private", show_progress="hidden")
+    return TrainTab(tab, style_image, budget, strength, name, start, stop, job_name, status, renders, losses, table,
+                    started, new_key, timer)
 
 
 def _status(progress: JobProgress, jobs: TrainingJobs) -> str:
