@@ -23,7 +23,9 @@ def on_gpu(duration: int = 60) -> Callable[[Callable], Callable]:
     """Decorator: on ZeroGPU, hold a GPU for the call, for at most `duration` seconds.
 
     Put it outermost (above `user_errors`): ZeroGPU passes `gr.Error` from the worker to the page
-    and replaces any other exception by a generic "ZeroGPU worker error".
+    and replaces any other exception by a generic "ZeroGPU worker error". Wrap a tab's handler as a
+    bound method (`on_gpu()(handlers.method)`), not in its class body: a call's arguments are pickled
+    to the worker, and `self` (the models, their locks) must not be one of them.
     """
     def wrap(fn: Callable) -> Callable:
         return spaces.GPU(fn, duration=duration) if spaces is not None else fn
