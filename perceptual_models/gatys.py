@@ -8,6 +8,7 @@ with the same loss network and `PerceptualLoss` the feed-forward networks are tr
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,7 @@ from .losses import PAPER_STYLE_LAYERS, StyleObjective
 from .vgg import LossNetwork, check_layers
 
 OPTIMIZERS = ("lbfgs", "adam")
+OVERSHOOT = 10.0  # a loss this many times the best so far means L-BFGS's last step overshot: go back
 # The networks' objective with a 6x stronger style term, kept from before the objective had one
 # home so the app's optimizations look as they did: the optimisation starts from the content image
 # (content loss zero), and this weight sets how far it moves toward the painting in a few hundred
@@ -154,15 +156,26 @@ def run(
     synchronize(device)
     started = time.perf_counter()
     iteration = 0
+    best_total, best, best_values = math.inf, variable.detach().clone(), {}
     for iteration in range(1, settings.iterations + 1):
         if should_stop is not None and should_stop():
             iteration -= 1
             break
+        point = variable.detach().clone()  # where this iteration's loss is taken; the step moves on from it
         optimizer.step(closure)
+        values = {name: float(last[name].detach()) for name in ("total", "content", "style", "tv")}
         if settings.optimizer == "adam":
             with torch.no_grad():
                 variable.clamp_(0, 1)
-        values = {k: float(last[k].detach()) for k in ("total", "content", "style", "tv")}
+        elif not values["total"] < OVERSHOOT * best_total:  # also inf and NaN
+            # The previous step overshot: L-BFGS's curvature estimate can be far off (a grey photo at 256 px went
+            # to inf by its third step). Back to the best point, with the quasi-Newton memory started afresh.
+            with torch.no_grad():
+                variable.copy_(best)
+            optimizer.state.clear()
+            values = best_values
+        if values["total"] < best_total:
+            best_total, best, best_values = values["total"], point, values
         history.append({"iteration": iteration, **values})
         if iteration % settings.report_every == 0 and iteration < settings.iterations:
             synchronize(device)

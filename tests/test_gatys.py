@@ -1,5 +1,6 @@
 import itertools
 import json
+import math
 import subprocess
 import sys
 
@@ -7,10 +8,10 @@ import pytest
 import torch
 
 from perceptual_models.gatys import GatysSettings, run, transfer
-from perceptual_models.image_io import load_image, rgb_to_ycbcr
+from perceptual_models.image_io import load_image, resize_longer_side, rgb_to_ycbcr
 from perceptual_models.losses import PAPER_STYLE_LAYERS, PerceptualLoss, StyleObjective
 
-from conftest import REPO, STYLES, TRAIN_DATA
+from conftest import REPO, SET5, STYLES, TRAIN_DATA
 
 
 def test_lbfgs_loss_falls_fast(loss_network, photo, starry_night):
@@ -133,3 +134,15 @@ def test_a_photo_as_decoded_at_its_own_size_is_optimised(loss_network, starry_ni
     assert not photo.is_contiguous()
     result = transfer(photo, starry_night, loss_network, GatysSettings(iterations=2))
     assert result.iteration == 2 and result.image.shape == photo.shape
+
+
+def test_an_overshooting_step_is_taken_back(loss_network):
+    """L-BFGS's second step can overshoot by orders of magnitude (Set14's grey bridge at 256 px went to inf,
+    then NaN, a black image): the optimization goes back to its best point and carries on."""
+    grey = resize_longer_side(load_image(SET5.parent / "Set14" / "bridge.png"), 256)
+    painting = resize_longer_side(load_image(STYLES / "starry_night.jpg"), 512)
+    result = transfer(grey, painting, loss_network, GatysSettings(iterations=6, objective=StyleObjective(
+        style_weight=9.8e-5)))
+    totals = [h["total"] for h in result.history]
+    assert all(math.isfinite(t) for t in totals) and totals[-1] < 0.5 * totals[0]
+    assert torch.isfinite(result.image).all() and result.image.std() > 0.05
