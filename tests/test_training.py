@@ -335,9 +335,14 @@ def test_gpu_styles_job_with_a_tiny_budget_on_the_cpu(tiny_photos, tmp_path):
         assert trained["params"]["norm"] == bundled["params"]["norm"]
         assert trained["task"].get("style_balance") == bundled["task"].get("style_balance")
         assert trained["task"]["style_size"] == 64 and trained["task"]["image_size"] == 32
-    assert trained["params"]["norm"] == "batch" and trained["task"]["style_balance"] == 2.8  # wave
+    bundled_wave = json.loads((hub.BUNDLED_DIR / "style" / "wave.json").read_text())["task"]
+    assert trained["params"]["norm"] == "batch" and trained["task"]["style_balance"] == bundled_wave["style_balance"]
+    assert trained["task"].get("stability_weight") == bundled_wave.get("stability_weight")  # the recipe's stability term
     scream = from_pretrained(bundle / "style" / "the_scream.safetensors")[1]
-    assert scream["params"]["norm"] == "instance" and scream["task"]["style_weight"] == 5e-5
+    bundled_scream = json.loads((hub.BUNDLED_DIR / "style" / "the_scream.json").read_text())["task"]
+    assert scream["params"]["norm"] == "instance"  # its recipe: a balance, or a fixed weight
+    assert (scream["task"].get("style_balance") == bundled_scream["style_balance"] if "style_balance" in bundled_scream
+            else scream["task"]["style_weight"] == bundled_scream["style_weight"])
     assert "5.00 min budget" in scream["training"]["note"]  # --minutes 10 shared by the two styles
     model, config = from_pretrained(bundle / "style" / "wave.safetensors")
     assert config["dtype"] == "float16"
@@ -350,7 +355,8 @@ def test_gpu_styles_job_with_a_tiny_budget_on_the_cpu(tiny_photos, tmp_path):
 def test_gpu_styles_recipe_gives_way_to_a_weight_given_after_the_separator():
     from train.gpu_styles import bundled_recipe
 
-    assert bundled_recipe("wave", [])[-2:] == ["--style-balance", "2.8"]
+    balance = json.loads((hub.BUNDLED_DIR / "style" / "wave.json").read_text())["task"]["style_balance"]
+    assert bundled_recipe("wave", [])[-2:] == ["--style-balance", repr(balance)]
     assert "--style-balance" not in bundled_recipe("wave", ["--style-weight", "1e-5"])
     assert bundled_recipe("not_bundled", []) == []
 
