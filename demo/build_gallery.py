@@ -97,6 +97,22 @@ def gatys_section(size: int, iterations: int, settings: hub.HubSettings) -> dict
             "text": f"Same photo, same {size} px, same objective: the one each network was trained on."}
 
 
+def paintings_section(sheets: Path) -> dict:
+    """Ours beside Gatys et al. on held-out photos, from the contact sheets `python -m train.strength` writes
+    (`--out SHEETS/<style>`; one row per photo: photo | one pass | Gatys after 100 L-BFGS iterations)."""
+    images = []
+    for sheet in sorted(sheets.glob("*/*.jpg")):
+        style = sheet.parent.name
+        image = Image.open(sheet).convert("RGB")
+        image.thumbnail((480, 960))
+        images.append({"file": _save(image, f"paintings_{style}.jpg"), "caption": style})
+    return {"title": "Paintings, not filters: ours vs Gatys on held-out photos", "columns": len(images),
+            "images": images,
+            "text": "Each row: a photo no network trained on, one pass of our network, and Gatys et al. after 100 "
+                    "L-BFGS iterations from the photo on the same objective (the one the network was trained on). "
+                    "Measured with `python -m train.strength`: docs/results.md."}
+
+
 def reconstruction_section(iterations: int, settings: hub.HubSettings) -> dict:
     """The paper's Figure 3: images optimised from noise to match one layer's features or Grams."""
     network = load_loss_network(PAPER_STYLE_LAYERS, settings=settings)
@@ -267,12 +283,22 @@ def main() -> None:
     parser.add_argument("--skip-gatys", action="store_true")
     parser.add_argument("--tables-only", action="store_true",
                         help="only refresh the tables in index.json (after a new bench or evaluate-sr JSON)")
+    parser.add_argument("--paintings", type=Path, default=None,
+                        help="only refresh the ours-vs-Gatys section from train.strength's contact sheets in this folder")
     parser.add_argument("--controls-only", action="store_true", help="only write the controls' strips (docs/controls.md)")
     parser.add_argument("--styles-only", action="store_true",
                         help="only re-render the style sections and the teaser (after retraining style networks)")
     args = parser.parse_args()
     settings = hub.HubSettings.from_env()
     index_path = GALLERY / "index.json"
+    if args.paintings:
+        index = json.loads(index_path.read_text())
+        fresh = paintings_section(args.paintings)
+        others = [section for section in index["sections"] if section["title"] != fresh["title"]]
+        index["sections"] = [*others[:1], fresh, *others[1:]]  # after the style gallery
+        index_path.write_text(json.dumps(index, indent=2) + "\n")
+        print(f"wrote {len(fresh['images'])} contact sheets into {index_path}")
+        return
     if args.controls_only:
         print("wrote", ", ".join(controls_strips(settings)))
         return
