@@ -4,7 +4,8 @@ Every setting the app takes from the environment is read here, once, and passed 
 
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT   host and port (Spaces set 0.0.0.0); --host/--port override
     PERCEPTUAL_DEVICE      auto, cpu or cuda (--device overrides)
-    PERCEPTUAL_COMPILE     0: no background torch.compile of the networks
+    PERCEPTUAL_COMPILE     auto (default): torch.compile the networks on a GPU only; 1: on a CPU too (in
+                           the background, eager until compiled); 0: never (--compile overrides)
     PERCEPTUAL_TRAIN_DATA  folder(s) of training photos for the "Train your own style" tab, separated by
                            the path separator (default: the example photos bundled in demo/examples)
     PERCEPTUAL_USER_MODELS where styles trained here are kept (see perceptual_models/hub.py)
@@ -26,8 +27,10 @@ from demo.training import CPU_BUDGETS, GPU_BUDGETS, TrainingJobs
 from demo.ui import build_demo, launch_options
 from demo.widgets import HERE
 from perceptual_models.hub import HubSettings
-from perceptual_models.runtime import configure
+from perceptual_models.runtime import COMPILE_CHOICES, compiles, configure
 from train.data import folder_list
+
+log = logging.getLogger("perceptual_losses.app")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,11 +38,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=None, help="interface to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--device", default=None, help="auto, cpu or cuda (default: $PERCEPTUAL_DEVICE or auto)")
+    parser.add_argument("--compile", default=None, choices=COMPILE_CHOICES,
+                        help="torch.compile the networks: auto (on a GPU only), 1 or 0 (default: $PERCEPTUAL_COMPILE or auto)")
     args = parser.parse_args(argv)
 
     env = os.environ.get
     host = args.host or env("GRADIO_SERVER_NAME") or ("0.0.0.0" if env("SPACE_ID") else None)
-    compile_networks = env("PERCEPTUAL_COMPILE", "1") != "0" and not ZERO_GPU  # no torch.compile on ZeroGPU
     train_data = folder_list(env("PERCEPTUAL_TRAIN_DATA", "")) or [HERE / "examples"]
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("perceptual_losses").setLevel(logging.INFO)  # ours only: httpx logs every request at INFO
@@ -48,14 +52,14 @@ def main(argv: list[str] | None = None) -> None:
     services = Services(args.device or env("PERCEPTUAL_DEVICE", "auto"), settings)
     # The process-wide set-up, once: the allocator and cuDNN for the fast path.
     services.runtime = configure(services.device)
+    # No torch.compile on ZeroGPU: the GPU exists only inside the calls that ask for one.
+    compile_networks = compiles(args.compile or env("PERCEPTUAL_COMPILE", "auto"), services.device) and not ZERO_GPU
+    log.info("networks: %s", "compiled in the background, eager until then" if compile_networks else "eager")
     services.load_models()
     if not ZERO_GPU:  # no GPU outside the calls that ask for one
         services.warm_up()
     # In the background, each network switching to its graph once compiled, the eager fast path serving
-    # until then. Measured on a fresh 2-core machine (no inductor cache, as on every Space restart):
-    # compiling before serving kept the page away for 393 s; in the background the page served after
-    # 10 s, a 512 px stylisation took 1.3-2.9 s while the compiler held the GIL (0.57 s eager when idle),
-    # 0.45 s once compiled, 410 s later. Lowering the compiling thread's priority changed nothing.
+    # until then: compiling before serving kept the page away for 393 s on a fresh 2-core machine.
     if compile_networks:
         threading.Thread(target=services.compile_models, name="compile", daemon=True).start()
 

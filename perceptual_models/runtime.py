@@ -11,6 +11,10 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .errors import ConfigError
+
+COMPILE_CHOICES = ("auto", "1", "0")  # PERCEPTUAL_COMPILE / --compile of the app and the service check
+
 
 @dataclass(frozen=True)
 class RuntimeChoices:
@@ -68,3 +72,13 @@ def configure(device: torch.device, threads: int | None = None, *, keep_freed_me
         torch.backends.cudnn.benchmark = True  # picks the fastest conv kernels per input size
     flushed = flush_denormal and torch.set_flush_denormal(True)
     return RuntimeChoices(str(device), torch.get_num_threads(), kept, device.type == "cuda", flushed)
+
+
+def compiles(choice: str, device: torch.device) -> bool:
+    """Whether a server compiles its networks: "auto" on a GPU only. On the 2-core CPU of a free Space it buys
+    little (512 px: 0.110 s compiled, 0.135 s eager) and costs much: with the empty compiler cache of every
+    restart, compiling holds the GIL for ~7 minutes, and meanwhile a 512 px stylisation took 2.0 s and a
+    2048x2048 super-resolution 49 s (docs/performance.md)."""
+    if choice not in COMPILE_CHOICES:
+        raise ConfigError(f"PERCEPTUAL_COMPILE / --compile must be one of {', '.join(COMPILE_CHOICES)}, got {choice!r}.")
+    return choice == "1" or (choice == "auto" and device.type == "cuda")

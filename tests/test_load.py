@@ -7,11 +7,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Self
 
 import psutil
+import pytest
+import torch
 from gradio_client import Client, handle_file
 from PIL import Image
 
 from demo.app_process import REPO, running_app
 from demo.bench_app import Photos, class_of_thirty
+from perceptual_models.errors import ConfigError
+from perceptual_models.runtime import COMPILE_CHOICES, compiles
 
 from conftest import VGG_FILE
 
@@ -78,16 +82,40 @@ def test_concurrent_feedforward_and_gatys_requests(tmp_path):
     assert 0 < memory.peak_mib < MEMORY_BOUND_MIB
 
 
+def test_a_fresh_start_on_a_cpu_serves_eager_and_compiles_nothing(tmp_path):
+    """On a CPU the app does not compile by default (docs/performance.md: compiling held the GIL for ~7
+    minutes at each Space restart, for 0.11 s instead of 0.135 s at 512 px): with an empty compiler cache
+    it serves and answers, and the cache stays empty."""
+    cache = tmp_path / "inductor"
+    env = {"HF_HUB_OFFLINE": "1", "TORCHINDUCTOR_CACHE_DIR": str(cache)}
+    with running_app(tmp_path / "app", **env) as (url, _):
+        result = Client(url, verbose=False).predict(handle_file(str(EXAMPLE)), "starry_night", 512,
+                                                    api_name="/stylize")
+        log = (tmp_path / "app" / "app.log").read_text()
+    assert Image.open(result[0]).size == (512, 341)
+    assert "networks: eager" in log
+    assert not cache.exists() or not any(cache.iterdir())
+
+
 def test_the_page_serves_while_the_networks_compile(tmp_path):
-    """With no inductor cache (every Space restart) compiling the bundle takes minutes on 2 cores: the
-    app serves at once on the eager fast path and each network switches to its graph when compiled."""
+    """Asked to compile on a CPU (PERCEPTUAL_COMPILE=1, as a GPU does by default) with no compiler cache,
+    which takes minutes on 2 cores: the app serves at once on the eager fast path and compiles behind it."""
     env = {"HF_HUB_OFFLINE": "1", "PERCEPTUAL_COMPILE": "1", "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
     with running_app(tmp_path / "app", **env) as (url, _):
         result = Client(url, verbose=False).predict(handle_file(str(EXAMPLE)), "starry_night", 256,
                                                     api_name="/stylize")
         log = (tmp_path / "app" / "app.log").read_text()
     assert Image.open(result[0]).size == (256, 170)
+    assert "networks: compiled in the background" in log
     assert "compiled:" not in log  # served, and answered, before the compiler was done
+
+
+def test_networks_compile_on_a_gpu_only_unless_asked():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert [compiles(choice, cpu) for choice in COMPILE_CHOICES] == [False, True, False]  # auto, 1, 0
+    assert [compiles(choice, cuda) for choice in COMPILE_CHOICES] == [True, True, False]
+    with pytest.raises(ConfigError, match="auto, 1, 0"):
+        compiles("yes", cpu)
 
 
 def test_a_small_class_completes(tmp_path):
