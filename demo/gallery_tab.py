@@ -6,14 +6,19 @@ import json
 
 import gradio as gr
 
+from .service_check import markdown as service_check_markdown
 from .widgets import HERE
 
 GALLERY = HERE / "gallery"
+SERVICE_CHECK = GALLERY / "gpu_service_check.json"  # `python -m demo.service_check` on a lent GPU, when one was
 
 
 def build_gallery_tab() -> None:
     with gr.Tab("Gallery", id="gallery"):
         _sections()
+        if SERVICE_CHECK.is_file():
+            gr.Markdown("### The app itself on a GPU\n" + service_check_markdown(json.loads(SERVICE_CHECK.read_text())),
+                        elem_classes="gallery-tables", elem_id="gpu-service-check")
 
 
 def _sections() -> None:

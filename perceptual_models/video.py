@@ -2,7 +2,8 @@
 
 Frames stay in memory from decoder to encoder (uint8 arrays, one reused batch buffer); nothing is
 written to disk per frame. Files are read and written with PyAV (FFmpeg's libraries, shipped in
-its wheel): H.264 video at the source's frame timing, the source's audio re-encoded as AAC.
+its wheel): H.264 video at the source's frame timing, the source's audio re-encoded as AAC. Only the
+file functions import it: a live frame needs PIL alone, as on the lent GPU machines, which have no PyAV.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 from PIL import Image
@@ -109,6 +109,8 @@ class VideoInfo:
 
 def probe(path: str | Path) -> VideoInfo:
     """Open a file and describe its video stream; anything unreadable is a `VideoError`."""
+    import av
+
     path = Path(path)
     if not path.is_file():
         raise VideoError(f"No such video file: {path.name}")
@@ -165,6 +167,8 @@ def stylize_video(
     run through `runner` `batch_size` at a time. Inputs longer than `max_seconds` are cut there.
     Closing the generator early (a cancelled request) removes the partial file.
     """
+    import av
+
     info = probe(source)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
