@@ -73,7 +73,9 @@ def measure_stream(page: Page, size: int, seconds: float, settle: float, app: ps
             "server_line": page.locator("#live-server").inner_text()}
 
 
-def bench_stream(sizes: list[int], seconds: float, settle: float, screenshots: Path | None) -> list[dict]:
+def bench_stream(sizes: list[int], seconds: float, settle: float, screenshots: Path | None,
+                 controls: bool = False) -> list[dict]:
+    """`controls`: stream with the photo's colours kept and strength 0.6, changed while the stream runs."""
     results = []
     with tempfile.TemporaryDirectory() as tmp, running_app(Path(tmp), HF_HUB_OFFLINE="1") as (url, process), \
             sync_playwright() as playwright:
@@ -87,6 +89,12 @@ def bench_stream(sizes: list[int], seconds: float, settle: float, screenshots: P
         # The first stylised frame: the app serves the eager fast path on a CPU from the start.
         page.wait_for_function("() => /fast path/.test(document.querySelector('#live-server')?.innerText)",
                                timeout=600_000)
+        if controls:
+            page.locator("#live-color input[type=checkbox]").check()
+            page.locator("#live-strength input[type=number]").fill("0.6")
+            page.locator("#live-strength input[type=number]").press("Enter")
+            page.wait_for_function("() => /colours/.test(document.querySelector('#live-server')?.innerText)",
+                                   timeout=60_000)
         for size in sizes:
             result = measure_stream(page, size, seconds, settle, psutil.Process(process.pid))
             results.append(result)
@@ -184,6 +192,7 @@ def main() -> None:
     parser.add_argument("--video", action="store_true", help="also time a 10 s 640x360 clip")
     parser.add_argument("--video-batches", type=positive_ints, default="1", help="frames per network call (the app uses 1 when compiled)")
     parser.add_argument("--no-stream", action="store_true")
+    parser.add_argument("--controls", action="store_true", help="stream with the photo's colours kept and strength 0.6")
     parser.add_argument("--steady", action="store_true", help="also measure steady mode's flicker and ghosting")
     parser.add_argument("--steady-keep", default="0.8", help="comma-separated values of the previous output's share")
     parser.add_argument("--screenshots", type=Path, default=None, help="save a screenshot per size here")
@@ -193,8 +202,7 @@ def main() -> None:
 
     result = {"device": device_name(pick_device("auto")), "load_average": Path("/proc/loadavg").read_text().split()[:3]}
     if not args.no_stream:
-        result["stream"] = bench_stream(args.sizes, args.seconds, args.settle,
-                                        args.screenshots)
+        result["stream"] = bench_stream(args.sizes, args.seconds, args.settle, args.screenshots, args.controls)
     if args.video:
         result["video"] = bench_video(256, args.video_batches)
     if args.steady:
