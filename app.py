@@ -27,10 +27,13 @@ from demo.training import CPU_BUDGETS, GPU_BUDGETS, TrainingJobs
 from demo.ui import build_demo, launch_options
 from demo.widgets import HERE
 from perceptual_models.hub import HubSettings
-from perceptual_models.runtime import COMPILE_CHOICES, compiles, configure
+from perceptual_models.runtime import COMPILE_CHOICES, LongWork, compiles, configure
 from train.data import folder_list
 
 log = logging.getLogger("perceptual_losses.app")
+# Long jobs that run at once: the optimization's slot (demo/style_tab.py) and super-resolution's two
+# (demo/sr_tab.py); each step of theirs takes one long-work thread.
+LONG_JOBS = 3
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,6 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     services = Services(args.device or env("PERCEPTUAL_DEVICE", "auto"), settings)
     # The process-wide set-up, once: the allocator and cuDNN for the fast path.
     services.runtime = configure(services.device)
+    if services.device.type == "cpu" and not ZERO_GPU:  # short requests first, where they share the cores
+        services.long_work = LongWork(workers=LONG_JOBS)
     # No torch.compile on ZeroGPU: the GPU exists only inside the calls that ask for one.
     compile_networks = compiles(args.compile or env("PERCEPTUAL_COMPILE", "auto"), services.device) and not ZERO_GPU
     log.info("networks: %s", "compiled in the background, eager until then" if compile_networks else "eager")

@@ -6,11 +6,12 @@ is testable directly and the same code serves the browser and `gradio_client` us
 
 from __future__ import annotations
 
+import functools
 import logging
 import statistics
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +47,7 @@ from perceptual_models.inference import (
 )
 from perceptual_models.losses import StyleObjective
 from perceptual_models.metrics import Reference
-from perceptual_models.runtime import RuntimeChoices
+from perceptual_models.runtime import LongWork, RuntimeChoices
 from perceptual_models.vgg import LossNetwork, load_loss_network
 
 # Uploads bigger than this are downscaled first (with a note in the UI), whatever the size asked.
@@ -120,6 +121,17 @@ class SRStep:
     text: str
 
 
+def _long_job(method: Callable[..., Generator]) -> Callable[..., Generator]:
+    """A generator method whose steps run in the app's long-work threads (`Services.long_work`), if any."""
+
+    @functools.wraps(method)
+    def steps(self: Services, *args, **kwargs) -> Generator:
+        job = method(self, *args, **kwargs)
+        return self.long_work.steps(job) if self.long_work else job
+
+    return steps
+
+
 class Services:
     """Loads every model once at start-up; missing or broken ones are reported, not fatal."""
 
@@ -132,6 +144,7 @@ class Services:
         self._loss_network_error = ""
         self._lock = threading.Lock()
         self.runtime: RuntimeChoices | None = None  # the process set-up app.py chose, for the status line
+        self.long_work: LongWork | None = None  # where app.py runs long jobs' steps (None: the caller's thread)
 
     @property
     def default_size(self) -> int:
@@ -316,6 +329,7 @@ class Services:
             return GatysStyle(load_image(path), style, GATYS_OBJECTIVE)
         return GatysStyle(load_image(path), style, *network_objective(runner.config))
 
+    @_long_job
     def gatys(self, content: torch.Tensor, style: GatysStyle, size: int, iterations: int,
               preserve_color: bool = False) -> Iterator[Progress]:
         """Gatys et al. with the paper's loss network and layers, streaming progress."""
@@ -326,6 +340,7 @@ class Services:
         style_image = resize_longer_side(style.image, style.size or max(size, 256))
         yield from run(content, style_image, network, settings)
 
+    @_long_job
     def reconstruct(
         self, image: torch.Tensor, layer: str, mode: str, size: int, iterations: int,
     ) -> Iterator[Progress]:
@@ -338,6 +353,7 @@ class Services:
         """The SR methods that have a loaded model at `scale` (bicubic needs none), in the paper's order."""
         return [m for m in SR_METHODS if m == "bicubic" or sr_model_name(m, scale) in self.runners]
 
+    @_long_job
     def upscale(
         self, image: torch.Tensor, scale: int, is_high_res: bool, degradation: str,
     ) -> Iterator[SRStep | SRComparison]:

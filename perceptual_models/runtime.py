@@ -6,7 +6,11 @@ change them, so a result does not depend on which object was made first.
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
+import threading
+from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import torch
@@ -82,3 +86,29 @@ def compiles(choice: str, device: torch.device) -> bool:
     if choice not in COMPILE_CHOICES:
         raise ConfigError(f"PERCEPTUAL_COMPILE / --compile must be one of {', '.join(COMPILE_CHOICES)}, got {choice!r}.")
     return choice == "1" or (choice == "auto" and device.type == "cuda")
+
+
+
+class LongWork:
+    """Threads of their own, at the lowest CPU priority (nice 19; Linux), for the steps of long jobs (an
+    optimization's iterations, a super-resolution's methods): the kernel gives the cores to a feed-forward
+    request first, and to long jobs, at full speed, whenever none needs them. On 2 cores with a class of
+    thirty at once this halved the feed-forward requests' p95; giving long jobs one thread instead of
+    two changed nothing more and halves their speed when alone (docs/performance.md).
+    """
+
+    def __init__(self, workers: int, nice: int = 19) -> None:
+        def lower_priority() -> None:
+            if sys.platform.startswith("linux"):  # per thread there; the thread's OpenMP team inherits it
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+
+        self._pool = ThreadPoolExecutor(workers, "long-work", initializer=lower_priority)
+
+    def steps(self, job: Generator) -> Generator:
+        """`job`'s items, each computed in one of these threads; closing this closes `job`."""
+        done = object()
+        try:
+            while (step := self._pool.submit(next, job, done).result()) is not done:
+                yield step
+        finally:
+            job.close()

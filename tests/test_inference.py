@@ -1,6 +1,7 @@
 """The fast inference paths agree with the exact fp32 reference; ONNX export and the bench run."""
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -16,7 +17,7 @@ from perceptual_models.image_io import degrade, load_image, resize_longer_side
 from perceptual_models.inference import Runner, bicubic_upscale, cpu_has_bf16, pick_device, upscale
 from perceptual_models.metrics import psnr
 from perceptual_models.networks import SRCNN, SRNet, TransformerNet, save_pretrained
-from perceptual_models.runtime import configure
+from perceptual_models.runtime import LongWork, configure
 
 from conftest import REPO, TRAIN_DATA
 
@@ -93,6 +94,35 @@ def test_runtime_set_up_is_explicit_and_reported():
     assert not choices.cudnn_benchmark
     assert choices.keep_freed_memory == sys.platform.startswith("linux")  # glibc's mallopt
     assert "threads" in choices.summary() and choices.as_dict()["device"] == "cpu"
+
+
+def test_long_work_runs_steps_in_low_priority_threads_of_its_own():
+    """Each step of a long job runs in a long-work thread at the lowest CPU priority, with the process's
+    thread count (full speed when alone); other threads keep their priority."""
+    work = LongWork(workers=2)
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def job():
+        for _ in range(3):
+            yield (threading.current_thread().name.startswith("long-work"), torch.get_num_threads(),
+                   os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    assert list(work.steps(job())) == [(True, torch.get_num_threads(), 19)] * 3
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            while True:
+                yield
+        finally:
+            closed.set()
+
+    steps = work.steps(endless())
+    next(steps)
+    steps.close()  # a cancelled request: the job's own clean-up runs
+    assert closed.is_set()
 
 
 def test_upscale_methods_and_timing():
