@@ -373,5 +373,7 @@ def test_style_config_keeps_its_layout_and_objective(style):
     objective read back from a bundled config is the one it records."""
     bundled = json.loads((hub.BUNDLED_DIR / "style" / f"{style}.json").read_text())["task"]
     task = StyleTask(style_image=bundled["style_image"], image_size=bundled["image_size"], style_size=bundled["style_size"],
-                     objective=StyleObjective.from_dict(bundled), style_balance=bundled.get("style_balance"))
+                     objective=StyleObjective.from_dict(bundled), style_balance=bundled.get("style_balance"),
+                     stability_weight=bundled.get("stability_weight", 0.0),
+                     stability_sigma=bundled.get("stability_sigma", StyleTask.stability_sigma))
     assert task.settings() == bundled and list(task.settings()) == list(bundled)
