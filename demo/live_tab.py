@@ -19,7 +19,7 @@ import gradio as gr
 from perceptual_models.controls import SteadyState, StyleControls, video_network
 from perceptual_models.errors import PerceptualError
 from perceptual_models.inference import device_name
-from perceptual_models.video import FRAME_SIZES, probe, stylize_jpeg, stylize_video
+from perceptual_models.video import FRAME_SIZES, probe, stylize_video
 
 from .components import LiveCamera, LiveFrame
 from .controls_ui import ControlWidgets, build_controls, controls_from
@@ -120,16 +120,15 @@ class LiveHandlers:
             return gr.skip(), gr.skip(), state
         settings = controls_from(preserve_color, strength, stroke, mix_style, mix, steady)
         try:
-            runner, mix_runner = self.services.style_networks(style, settings)
-            state = state.following((style, int(size), settings))
-            network = video_network(runner, settings, mix_runner, state)
-            output, (width, height), timing = stylize_jpeg(network, jpeg, int(size))
+            frame = self.services.live_frame(jpeg, style, int(size), settings, state)
         except PerceptualError as exc:  # the stream goes on; the next frame may be fine
             return gr.skip(), f"**{exc}**", state
-        path = "compiled fast path" if runner.compiled else "fast path"
+        path = "compiled fast path" if frame.compiled else "fast path"
         work = "network" if settings == StyleControls() else f"network and {settings.describe()}"
-        return (output, len(jpeg)), (f"Server: {timing.total * 1000:.0f} ms per frame ({work} {timing.network * 1000:.0f} ms) · "
-                                     f"{style}, {width}x{height} · {self.device}, {path}"), state
+        (width, height), timing = frame.size, frame.timing
+        return (frame.jpeg, len(jpeg)), (f"Server: {timing.total * 1000:.0f} ms per frame ({work} "
+                                         f"{timing.network * 1000:.0f} ms) · {style}, {width}x{height} · "
+                                         f"{self.device}, {path}"), frame.state
 
     def on_video(self, path: str | None, style: str | None, size: int, preserve_color: bool, strength: float,
                  stroke: float, mix_style: str | None = None, mix: float = 0.0, steady: bool = False,

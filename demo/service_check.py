@@ -3,8 +3,8 @@
 What the page does, through `demo.services.Services` set up as app.py sets it up (the process
 settings, every model, the warm-up, torch.compile where app.py compiles): feed-forward stylisation
 at several sizes, Gatys et al., super-resolution x4 and x8 with PSNR/SSIM, a Figure 3
-reconstruction, and a stream of live camera frames through what the Live tab runs per frame
-(`Services.style_networks`, `controls.video_network`, `video.stylize_jpeg`). Prints the timings;
+reconstruction, and a stream of live camera frames through the Live tab's own per-frame call
+(`Services.live_frame`). Prints the timings;
 `--out` writes them as JSON, and the Gallery shows demo/gallery/gpu_service_check.json when it
 exists. Made for the lent GPU machines, which have torch but neither Gradio nor PyAV:
 
@@ -27,12 +27,12 @@ import torch
 from PIL import Image
 
 from demo.services import Services
-from perceptual_models.controls import SteadyState, StyleControls, video_network
+from perceptual_models.controls import SteadyState, StyleControls
 from perceptual_models.hub import HubSettings
 from perceptual_models.image_io import load_image, resize_longer_side
 from perceptual_models.inference import device_name
 from perceptual_models.runtime import COMPILE_CHOICES, compiles, configure
-from perceptual_models.video import encode_jpeg, stylize_jpeg
+from perceptual_models.video import encode_jpeg
 
 HERE = Path(__file__).parent
 PHOTO = HERE / "examples" / "astronaut.jpg"
@@ -79,13 +79,15 @@ def check(services: Services, args: argparse.Namespace) -> dict:
                                 "iterations": last.iteration, "seconds": last.elapsed}
     print(f"reconstruction relu2_2 at {args.recon_size} px, {last.iteration} iterations: {last.elapsed:.2f} s", flush=True)
 
-    # A stream with the page's default controls, composed as the Live tab's on_frame composes it.
+    # A stream with the page's default controls, through the Live tab's own per-frame call.
     camera = np.asarray(Image.open(PHOTO).convert("RGB").resize(CAMERA))
-    controls = StyleControls()
-    runner, mix = services.style_networks(args.style, controls)
-    network = video_network(runner, controls, mix, SteadyState())
-    frames = [stylize_jpeg(network, encode_jpeg(np.roll(camera, 8 * i, axis=1)), args.frame_size)[2]
-              for i in range(args.frames + 1)][1:]  # the first pays for this size's buffers
+    state, frames = SteadyState(), []
+    for i in range(args.frames + 1):
+        frame = services.live_frame(encode_jpeg(np.roll(camera, 8 * i, axis=1)), args.style, args.frame_size,
+                                    StyleControls(), state)
+        state = frame.state
+        frames.append(frame.timing)
+    frames = frames[1:]  # the first pays for this size's buffers
     total = statistics.median(f.total for f in frames)
     report["live"] = {"size": args.frame_size, "frames": len(frames), "median_ms": 1000 * total,
                       "network_median_ms": 1000 * statistics.median(f.network for f in frames),

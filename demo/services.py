@@ -49,6 +49,7 @@ from perceptual_models.losses import StyleObjective
 from perceptual_models.metrics import Reference
 from perceptual_models.runtime import LongWork, RuntimeChoices
 from perceptual_models.vgg import LossNetwork, load_loss_network
+from perceptual_models.video import FrameTiming, stylize_jpeg
 
 # Uploads bigger than this are downscaled first (with a note in the UI), whatever the size asked.
 MAX_INPUT_PIXELS = 2048 * 2048
@@ -67,6 +68,17 @@ class Stylized:
     image: torch.Tensor
     seconds: float  # all of it: the network pass(es) and the controls
     network_seconds: float  # the network passes alone (none at strength 0, two when mixing)
+
+
+@dataclass
+class LiveFrame:
+    """One stylised camera frame, and the stream's steady state to keep for the next one."""
+
+    jpeg: bytes
+    size: tuple[int, int]  # (width, height)
+    timing: FrameTiming
+    state: controls.SteadyState
+    compiled: bool  # whether the style's network ran its compiled graph
 
 
 @dataclass
@@ -280,6 +292,15 @@ class Services:
         """The style's network and, when the settings mix in a second style, that one's."""
         settings.validate()
         return self.style_runner(style), self.style_runner(settings.mix_style) if settings.mixes else None
+
+    def live_frame(self, jpeg: bytes, style: str, size: int, settings: StyleControls,
+                   state: controls.SteadyState) -> LiveFrame:
+        """One camera frame as the Live tab serves it (the GPU service check times the same): `state` is this
+        stream's previous frame and output, started afresh when the style, size or a control changes."""
+        runner, mix_runner = self.style_networks(style, settings)
+        state = state.following((style, size, settings))
+        output, frame_size, timing = stylize_jpeg(controls.video_network(runner, settings, mix_runner, state), jpeg, size)
+        return LiveFrame(output, frame_size, timing, state, runner.compiled)
 
     def stylize(self, content: torch.Tensor, style: str, size: int,
                 settings: StyleControls = StyleControls()) -> Stylized:  # noqa: B008 - frozen, shared safely
