@@ -82,17 +82,21 @@ def test_concurrent_feedforward_and_gatys_requests(tmp_path):
     assert 0 < memory.peak_mib < MEMORY_BOUND_MIB
 
 
+def _stylize_on_a_fresh_start(tmp_path, size: int, **env: str) -> tuple[tuple[int, int], str]:
+    """Start the app offline with `env`, stylise the example at `size` once; (output size, the server log)."""
+    with running_app(tmp_path / "app", HF_HUB_OFFLINE="1", **env) as (url, _):
+        result = Client(url, verbose=False).predict(handle_file(str(EXAMPLE)), "starry_night", size,
+                                                    api_name="/stylize")
+        return Image.open(result[0]).size, (tmp_path / "app" / "app.log").read_text()
+
+
 def test_a_fresh_start_on_a_cpu_serves_eager_and_compiles_nothing(tmp_path):
     """On a CPU the app does not compile by default (docs/performance.md: compiling held the GIL for ~7
     minutes at each Space restart, for 0.11 s instead of 0.135 s at 512 px): with an empty compiler cache
     it serves and answers, and the cache stays empty."""
     cache = tmp_path / "inductor"
-    env = {"HF_HUB_OFFLINE": "1", "TORCHINDUCTOR_CACHE_DIR": str(cache)}
-    with running_app(tmp_path / "app", **env) as (url, _):
-        result = Client(url, verbose=False).predict(handle_file(str(EXAMPLE)), "starry_night", 512,
-                                                    api_name="/stylize")
-        log = (tmp_path / "app" / "app.log").read_text()
-    assert Image.open(result[0]).size == (512, 341)
+    size, log = _stylize_on_a_fresh_start(tmp_path, 512, TORCHINDUCTOR_CACHE_DIR=str(cache))
+    assert size == (512, 341)
     assert "networks: eager" in log
     assert not cache.exists() or not any(cache.iterdir())
 
@@ -100,12 +104,9 @@ def test_a_fresh_start_on_a_cpu_serves_eager_and_compiles_nothing(tmp_path):
 def test_the_page_serves_while_the_networks_compile(tmp_path):
     """Asked to compile on a CPU (PERCEPTUAL_COMPILE=1, as a GPU does by default) with no compiler cache,
     which takes minutes on 2 cores: the app serves at once on the eager fast path and compiles behind it."""
-    env = {"HF_HUB_OFFLINE": "1", "PERCEPTUAL_COMPILE": "1", "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
-    with running_app(tmp_path / "app", **env) as (url, _):
-        result = Client(url, verbose=False).predict(handle_file(str(EXAMPLE)), "starry_night", 256,
-                                                    api_name="/stylize")
-        log = (tmp_path / "app" / "app.log").read_text()
-    assert Image.open(result[0]).size == (256, 170)
+    size, log = _stylize_on_a_fresh_start(tmp_path, 256, PERCEPTUAL_COMPILE="1",
+                                          TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"))
+    assert size == (256, 170)
     assert "networks: compiled in the background" in log
     assert "compiled:" not in log  # served, and answered, before the compiler was done
 
