@@ -88,7 +88,6 @@ def compiles(choice: str, device: torch.device) -> bool:
     return choice == "1" or (choice == "auto" and device.type == "cuda")
 
 
-
 class LongWork:
     """Threads of their own, at the lowest CPU priority (nice 19; Linux), for the steps of long jobs (an
     optimization's iterations, a super-resolution's methods): the kernel gives the cores to a feed-forward

@@ -31,10 +31,11 @@ class StyleTask:
     image_size: int = 256
     style_size: int = 512
     objective: StyleObjective = field(default_factory=StyleObjective)
-    # The recipe of four bundled styles (docs/training-notes.md: the training-recipe experiments; the_scream keeps the
-    # earlier one): the style weight set per painting, balance / the norm of its Gram matrices
+    # The trainer's default recipe, and the app's training jobs' (docs/training-notes.md: the training-recipe
+    # experiments): the style weight set per painting, balance / the norm of its Gram matrices
     # (`StyleObjective.balanced`; candy gets 1.5e-5), and batch norm, the paper's, which cannot paint
-    # instance norm's flat black or white blotches. None: the objective's fixed weight.
+    # instance norm's flat black or white blotches. None: the objective's fixed weight. The bundled networks
+    # went on at balance 20 with a stability term (their configs; docs/results.md: paintings, not filters).
     style_balance: float | None = 2.8
     norm: str = "batch"
     decoder_norm: str = "none"  # instance norm here lets one spike own a channel: flat white/black blotches
