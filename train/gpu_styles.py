@@ -18,8 +18,9 @@ a lent H200 (torch 2.11, udnie, 256 px, batch 4): one process alone runs about 4
 compiled (after 48 s of compiling), while five processes side by side ran 1.1 it/s each; so one at a
 time, eager (the trainer's default). At batch 4 that is 180 crops/s, so the job trains at batch 16 with
 Adam's rate at 1e-3, as Dumoulin et al. did: the paper's 160k crops are 10k steps. Batch 16 is not yet
-measured on a GPU. Each finished network is exported like `hub export` does (fp16, JSON config, model card) and packed with its loss log into `$OUT/style_<name>.tar`: the device tool returns
-at most 8 files of 16 MiB each.
+measured on a GPU. Each finished network is exported like `hub export` does (fp16, JSON config, model
+card) and packed with its loss log into `$OUT/style_<name>.tar`: the device tool returns at most 8 files
+of 16 MiB each.
 """
 
 from __future__ import annotations
