@@ -271,10 +271,12 @@ class Trainer:
         settings = self.settings
         stopped = settings.stop_file is not None and settings.stop_file.exists()
         over = settings.max_minutes > 0 and seconds - self.given[1] > settings.max_minutes * 60
-        flag = torch.tensor(float(stopped or over), device=self.device)
-        if self.world_size > 1:
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)  # every rank stops at the same step
-        if not flag.item():
+        stop = stopped or over
+        if self.world_size > 1:  # every rank stops at the same step; one process needs no device round trip
+            flag = torch.tensor(float(stop), device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stop = bool(flag.item())
+        if not stop:
             return None
         return "stop file found" if stopped else "--max-minutes reached"
 
