@@ -106,7 +106,7 @@ def paintings_section(sheets: Path) -> dict:
         image = Image.open(sheet).convert("RGB")
         image.thumbnail((480, 960))
         images.append({"file": _save(image, f"paintings_{style}.jpg"), "caption": style})
-    return {"title": "Paintings, not filters: ours vs Gatys on held-out photos", "columns": len(images),
+    return {"title": "Paintings, not filters: ours vs Gatys on held-out photos", "columns": 2,  # tall sheets: readable two abreast
             "images": images,
             "text": "Each row: a photo no network trained on, one pass of our network, and Gatys et al. after 100 "
                     "L-BFGS iterations from the photo on the same objective (the one the network was trained on). "
