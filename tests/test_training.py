@@ -14,7 +14,7 @@ from perceptual_models.hub import HubSettings
 from perceptual_models.image_io import load_image, resize_longer_side, save_image
 from perceptual_models.losses import StyleObjective
 from perceptual_models.networks import from_pretrained
-from train.__main__ import main as train_main
+from train.cli import main as train_main
 from train.loop import train, update_average
 from train.run import LoopSettings, RunFolder, RunSpec
 from train.tasks import StyleTask, SuperResolutionTask
@@ -350,6 +350,23 @@ def test_gpu_styles_job_with_a_tiny_budget_on_the_cpu(tiny_photos, tmp_path):
     assert 5.0 < second < 10.0  # the time the first did not use passes to the second
     assert model(torch.rand(1, 3, 20, 24)).shape == (1, 3, 20, 24)
     assert "style/wave.safetensors" in json.loads((bundle / "manifest.json").read_text())["files"]
+
+
+def test_gpu_styles_dry_run_counts_the_work_of_the_jobs_own_step(tiny_photos, capsys):
+    """The dry run times the job's step for its first style and counts its work per crop: a convolutional
+    step's work grows with the crop's area, and the whole job's is each style's share of the paper's crops."""
+    from train.gpu_styles import PAPER_CROPS, main
+
+    def report(size: int) -> dict:
+        main(["--dry-run", "1", "--data", str(tiny_photos), "--style-dir", str(STYLES), "--styles", "wave", "the_scream",
+              "--image-size", str(size), "--batch-size", "2", "--device", "cpu", "--", "--threads", "1",
+              "--style-size", "64", "--vgg-weights", str(VGG_FILE)])
+        return json.loads(capsys.readouterr().out)
+
+    small, large = report(32), report(64)
+    assert small["style"] == "wave" and small["steps_timed"] == 1 and small["crops_per_second"] > 0
+    assert small["job_crops"] == 2 * PAPER_CROPS
+    assert 3.6 < large["gflop_per_crop"] / small["gflop_per_crop"] < 4.4  # 4x the pixels, about 4x the work
 
 
 def test_gpu_styles_recipe_gives_way_to_a_weight_given_after_the_separator():

@@ -21,6 +21,12 @@ Adam's rate at 1e-3, as Dumoulin et al. did: the paper's 160k crops are 10k step
 measured on a GPU. Each finished network is exported like `hub export` does (fp16, JSON config, model
 card) and packed with its loss log into `$OUT/style_<name>.tar`: the device tool returns at most 8 files
 of 16 MiB each.
+
+`--dry-run STEPS` times the job's own step for the first style on `--device` and counts its work per crop
+(docs/training-notes.md has the numbers and what they mean for a lent GPU):
+
+    python -m train.gpu_styles --dry-run 2 --device cpu --data ../shared/gpu_bundle/train \
+        --style-dir ../shared/gpu_bundle/styles --styles starry_night
 """
 
 from __future__ import annotations
@@ -34,14 +40,19 @@ import tempfile
 import time
 from pathlib import Path
 
+from torch.utils.flop_counter import FlopCounterMode
+
 from perceptual_models.hub import BUNDLED_DIR
 from perceptual_models.inference import style_model_name
 from perceptual_models.publish import STYLE_SOURCES, export_model, prepare_repo
 
+from .cli import build_parser, make_spec
+from .loop import Trainer
 from .run import RunFolder, trained_iterations
 from .tasks import STYLE_ITERATIONS, StyleTask
 
 REPO = Path(__file__).resolve().parents[1]
+PAPER_CROPS = 40_000 * 4  # per style: 40k iterations of batch 4
 
 
 def bundled_recipe(name: str, overrides: list[str], folder: Path = BUNDLED_DIR) -> list[str]:
@@ -77,21 +88,54 @@ def bundled_start(name: str, folder: Path = BUNDLED_DIR) -> tuple[list[str], int
     return ["--init-from", str(path)], trained_iterations(path)
 
 
-def train_one(style: Path, run: RunFolder, minutes: float, args: argparse.Namespace) -> int:
-    """Train one style in its own process (its output in the run's train.log); returns the exit code."""
-    run.path.mkdir(parents=True, exist_ok=True)
+def style_options(style: Path, run: RunFolder, minutes: float, args: argparse.Namespace) -> list[str]:
+    """The `python -m train` options that train one style in this job (its run and its dry run alike)."""
     budget = f"{minutes:.2f}"
     start, done = ([], 0) if args.from_scratch else bundled_start(style.stem)
-    command = [
-        sys.executable, "-m", "train", "style", "--style", str(style), "--run-dir", str(run.path), *start,
+    return [
+        "style", "--style", str(style), "--run-dir", str(run.path), *start,
         "--data", *args.data, "--iterations", str(done + args.iterations), "--image-size", str(args.image_size),
         "--batch-size", str(args.batch_size), "--device", args.device, "--max-minutes", budget,
         "--log-every", "50", "--val-every", str(max(args.iterations // 4, 1)), "--checkpoint-every", "2000",
         "--note", (f"{args.device} run of train.gpu_styles: {args.image_size} px crops, batch {args.batch_size}, "
                    f"{budget} min budget"), *bundled_recipe(style.stem, args.train_args), *args.train_args,
     ]
+
+
+def train_one(style: Path, run: RunFolder, minutes: float, args: argparse.Namespace) -> int:
+    """Train one style in its own process (its output in the run's train.log); returns the exit code."""
+    run.path.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "train", *style_options(style, run, minutes, args)]
     with run.output.open("w") as log:
         return subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+
+
+def dry_run(args: argparse.Namespace, steps: int) -> dict:
+    """The job's own training step for its first style, on `args.device`: crops per second here, and the
+    floating-point work of one crop (counted by torch), from which the time on another device follows:
+    the work of the whole job over what that device sustains."""
+    style = Path(args.style_dir) / f"{args.styles[0]}.jpg"
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(make_spec(build_parser().parse_args(style_options(style, RunFolder(Path(tmp)), 0, args))))
+        with FlopCounterMode(display=False) as counter:
+            trainer.train_step()  # also the warm-up
+        started = time.perf_counter()
+        for _ in range(steps):
+            losses = trainer.train_step()
+        losses["total"].item()  # waits for the device
+        seconds = time.perf_counter() - started
+    crops_per_second = steps * args.batch_size / seconds
+    flops_per_crop = counter.get_total_flops() / args.batch_size
+    job_flops = flops_per_crop * PAPER_CROPS * len(args.styles)
+    report = {"style": args.styles[0], "device": args.device, "batch_size": args.batch_size,
+              "image_size": args.image_size, "steps_timed": steps, "crops_per_second": round(crops_per_second, 2),
+              "gflop_per_crop": round(flops_per_crop / 1e9, 1),
+              "sustained_tflops_here": round(crops_per_second * flops_per_crop / 1e12, 3),
+              "job_crops": PAPER_CROPS * len(args.styles),
+              "tflops_needed_for_the_job_in_9_minutes": round(job_flops / (9 * 60) / 1e12, 1),
+              "job_hours_at_this_rate": round(PAPER_CROPS * len(args.styles) / crops_per_second / 3600, 1)}
+    print(json.dumps(report, indent=2))
+    return report
 
 
 def pack(name: str, run: RunFolder, out: Path) -> dict:
@@ -158,6 +202,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image-size", type=int, default=StyleTask.image_size)
     parser.add_argument("--batch-size", type=int, default=16, help="crops per step (the paper: 4)")
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--dry-run", type=int, default=0, metavar="STEPS",
+                        help="time this many steps of the first style on --device and print the job's work, "
+                             "instead of training")
     parser.add_argument("--unpack", nargs="+", type=Path, default=None, help="style_<name>.tar files to bundle")
     parser.add_argument("--to", type=Path, default=REPO / "perceptual_models" / "weights")
     parser.add_argument("train_args", nargs=argparse.REMAINDER, help="after --: more `python -m train style` options")
@@ -165,6 +212,9 @@ def main(argv: list[str] | None = None) -> None:
     args.train_args = [a for a in args.train_args if a != "--"]
     if args.unpack:
         print("bundled:", ", ".join(unpack(args.unpack, args.to)))
+        return
+    if args.dry_run:
+        dry_run(args, args.dry_run)
         return
     if not args.out:
         parser.error("--out is required to train")
