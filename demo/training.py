@@ -51,7 +51,6 @@ class Budget:
     image_size: int
     max_minutes: float
     val_every: int  # a render of the validation photo every this many steps
-    amp: str = "bf16"  # the bundled CPU models were trained with bf16 autocast
 
 
 # The recipe of the bundled styles (docs/results.md, docs/training-notes.md): 128 px crops, ~1 it/s on one core.
@@ -260,7 +259,7 @@ class TrainingJobs:
                          style_balance=style_balance(job.strength))
         return RunSpec(task, LoopSettings(
             data=[str(d) for d in self.data], run_dir=run.path, iterations=given + budget.iterations,
-            max_minutes=budget.max_minutes, device=self.device, amp=budget.amp if self.device == "cpu" else "auto",
+            max_minutes=budget.max_minutes, device=self.device,
             threads=self.threads, log_every=10, val_every=budget.val_every, val_image=VALIDATION_PHOTO,
             checkpoint_every=budget.val_every, ema_decay=STYLE_EMA_DECAY, stop_file=run.stop_file, init_from=self.start_from,
             extra={"note": f"trained in the app ({budget.label}, {job.strength} style strength)"}))

@@ -33,15 +33,19 @@ def make_jobs(folder: Path, added: list[str] | None = None) -> TrainingJobs:
     return TrainingJobs(folder, [EXAMPLES], BUDGETS, "cpu", (added if added is not None else []).append, threads=1)
 
 
-def wait_for(jobs: TrainingJobs, name: str, condition, timeout: float = 240.0):
-    deadline = time.monotonic() + timeout
+def wait_for(jobs: TrainingJobs, name: str, condition, hang: float = 1800.0):
+    """Wait until `condition(progress)` holds; fail as soon as the job has ended without it. A busy machine
+    only makes this slower (`hang` guards against a job that neither moves nor ends)."""
+    deadline = time.monotonic() + hang
     while time.monotonic() < deadline:
         progress = jobs.progress(name)
         if condition(progress):
             return progress
+        if not progress.active:
+            break
         time.sleep(0.3)
     log = jobs.jobs_dir / name / "train.log"
-    raise AssertionError(f"{name} is still {jobs.job(name).state}; its log ends:\n"
+    raise AssertionError(f"{name} is {jobs.job(name).state} without the condition; its log ends:\n"
                          + (log.read_text()[-1500:] if log.is_file() else "(none)"))
 
 

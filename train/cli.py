@@ -45,7 +45,7 @@ def _common(parser: argparse.ArgumentParser, iterations: int, batch_size: int, l
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "none"],
-                        help="bf16 autocast (auto: on CUDA only)")
+                        help="bf16 autocast (auto: on CUDA and on CPUs with bf16 units, where it is faster)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the networks (no faster on an H200: 40 it/s after 48 s of compiling, eager 45)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")

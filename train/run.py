@@ -36,7 +36,7 @@ class LoopSettings:
     ema_decay: float = 0.0
     seed: int = 0
     device: str = "auto"
-    amp: str = "auto"  # "bf16" | "none" | "auto" (bf16 on CUDA only)
+    amp: str = "auto"  # "bf16" | "none" | "auto" (bf16 on CUDA and on CPUs with bf16 units)
     # torch.compile the network and the loss network. Off: on an H200 a style trained at 40 it/s compiled,
     # after 48 s of compiling, and 45 it/s eager; on a CPU compiling costs minutes per run.
     compile: bool = False
