@@ -21,7 +21,7 @@ import psutil
 from playwright.sync_api import Page, sync_playwright
 
 from perceptual_models.cli import positive_ints
-from perceptual_models.clips import write_clip
+from perceptual_models.tools.clips import write_clip
 
 from .app_process import running_app
 

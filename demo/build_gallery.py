@@ -18,9 +18,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from perceptual_models import hub
-from perceptual_models.bench import PAPER_TABLE1
 from perceptual_models.controls import StyleControls, stylize
-from perceptual_models.evaluate import format_table
 from perceptual_models.gatys import GATYS_OBJECTIVE, GatysSettings, network_objective, reconstruct, transfer
 from perceptual_models.image_io import crop_to_multiple, degrade, load_image, resize_longer_side, to_pil
 from perceptual_models.inference import (
@@ -34,6 +32,8 @@ from perceptual_models.inference import (
     upscale,
 )
 from perceptual_models.losses import PAPER_STYLE_LAYERS
+from perceptual_models.tools.bench import PAPER_TABLE1
+from perceptual_models.tools.evaluate import format_table
 from perceptual_models.vgg import load_loss_network
 
 HERE = Path(__file__).parent

@@ -24,11 +24,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from perceptual_models.cards import export_model
 from perceptual_models.hub import BUNDLED_DIR, style_image_file
 from perceptual_models.image_io import load_image, resize_longer_side, to_pil
 from perceptual_models.inference import style_model_name
 from perceptual_models.losses import StyleObjective
-from perceptual_models.publish import export_model
 from train.run import LoopSettings, RunFolder, RunSpec, trained_iterations
 from train.tasks import STYLE_EMA_DECAY, StyleTask
 

@@ -188,8 +188,8 @@ def cmd_upscale(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate_sr(args: argparse.Namespace) -> None:
-    from .evaluate import evaluate_sr, format_table
     from .inference import SR_LABELS, Runner, bicubic_upscale, pick_device, sr_model_name
+    from .tools.evaluate import evaluate_sr, format_table
 
     device = pick_device(args.device)
     methods = {}
@@ -208,8 +208,8 @@ def cmd_evaluate_sr(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from .bench import format_tables, run_bench
     from .inference import pick_device
+    from .tools.bench import format_tables, run_bench
 
     result = run_bench(
         sizes=args.sizes, iterations=args.gatys_iters,
@@ -236,7 +236,8 @@ def cmd_export_onnx(args: argparse.Namespace) -> None:
 
 
 def cmd_hub(args: argparse.Namespace) -> None:
-    from . import hub, publish
+    from . import cards, hub
+    from .tools import publish
 
     overrides = {key: getattr(args, key, None) for key in ("repo", "revision")}
     settings = dataclasses.replace(args.hub, **{key: value for key, value in overrides.items() if value})
@@ -255,7 +256,7 @@ def cmd_hub(args: argparse.Namespace) -> None:
         if malformed := [item for item in args.evaluation if "=" not in item]:
             raise ConfigError(f"--evaluation takes KEY=VALUE, got {', '.join(map(repr, malformed))}.")
         evaluation = dict(item.split("=", 1) for item in args.evaluation)
-        path = publish.export_model(Path(args.model), args.name, Path(args.to), evaluation)
+        path = cards.export_model(Path(args.model), args.name, Path(args.to), evaluation)
         publish.prepare_repo(Path(args.to))
         print(f"wrote {path} (+ .json, .md); updated {Path(args.to) / 'manifest.json'}")
     elif args.hub_command == "export-vgg":
@@ -268,7 +269,7 @@ def cmd_hub(args: argparse.Namespace) -> None:
 
 
 def cmd_space(args: argparse.Namespace) -> None:
-    from .space import PROJECT, deploy
+    from .tools.space import PROJECT, deploy
 
     url = deploy(args.repo, Path(args.source) if args.source else PROJECT, private=args.private,
                  hardware=args.hardware, token=args.token)

@@ -9,10 +9,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from perceptual_models import hub, publish
+from perceptual_models import cards, hub
 from perceptual_models.errors import ConfigError, PickleRefused
 from perceptual_models.losses import StyleObjective
 from perceptual_models.networks import SRNet, TransformerNet, from_pretrained, save_pretrained
+from perceptual_models.tools import publish
 from perceptual_models.vgg import load_loss_network, read_vgg_file
 
 from conftest import REPO, VGG_FILE
@@ -206,7 +207,7 @@ def test_export_writes_fp16_with_config_and_card(tmp_path):
                                                            "stability_weight": 4e8, "stability_sigma": 0.03},
                                                   "training": {"iterations": 15, "weights": averaged}},
                               tmp_path / "run/model")
-    exported = publish.export_model(trained, "style/starry_night", tmp_path / "weights", {"note": "ok"})
+    exported = cards.export_model(trained, "style/starry_night", tmp_path / "weights", {"note": "ok"})
     assert exported.stat().st_size < trained.stat().st_size * 0.6
     assert json.loads(exported.with_suffix(".json").read_text())["dtype"] == "float16"
     card = exported.with_suffix(".md").read_text()
@@ -232,7 +233,7 @@ def test_hub_list_offline_is_prompt(hub_repo, monkeypatch):
 def test_hub_list_names_the_styles_trained_here(tmp_path, monkeypatch):
     trained = save_pretrained(TransformerNet(), {"architecture": "transformer", "params": {},
                                                   "task": {"style_image": "mine.jpg"}}, tmp_path / "run/model")
-    publish.export_model(trained, "style/mine", tmp_path / "user")
+    cards.export_model(trained, "style/mine", tmp_path / "user")
     (tmp_path / "user" / "jobs" / "mine").mkdir(parents=True)  # a run folder beside it is not a model
     (trained.parent / "model.safetensors").rename(tmp_path / "user" / "jobs" / "mine" / "model.safetensors")
     monkeypatch.setenv("PERCEPTUAL_USER_MODELS", str(tmp_path / "user"))

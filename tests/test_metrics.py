@@ -4,10 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from perceptual_models.evaluate import evaluate_sr
 from perceptual_models.image_io import crop_to_multiple, degrade, load_image, quantize, rgb_to_y
 from perceptual_models.inference import bicubic_upscale
 from perceptual_models.metrics import Reference, psnr, ssim
+from perceptual_models.tools.evaluate import evaluate_sr
 
 from conftest import SET5, TRAIN_DATA
 

@@ -14,7 +14,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from perceptual_models import space
+from perceptual_models.tools import space
 
 from bad_inputs import write_bad_inputs
 from conftest import REPO
@@ -58,6 +58,7 @@ def test_deploy_creates_a_gradio_space_with_the_app_and_intact_weights(deployed)
 
     files = set(repo.files)
     assert {"app.py", "requirements.txt", "README.md", "NOTICE"} <= files
+    # every file below them, subfolders too (bundled weights, demo/tools, perceptual_models/tools)
     assert _local_files(REPO / "demo") | _local_files(REPO / "perceptual_models") | _local_files(REPO / "train") <= files
     assert _local_files(REPO / "docs") <= files  # the README's links resolve on the Space's page
     assert not [f for f in files if f.startswith(("tests/", "runs/", ".")) or "__pycache__" in f]

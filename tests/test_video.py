@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from perceptual_models import cli
-from perceptual_models.clips import write_clip
 from perceptual_models.hub import HubSettings
 from perceptual_models.inference import Runner, pick_device
+from perceptual_models.tools.clips import write_clip
 from perceptual_models.video import VideoError, decode_jpeg, probe, stylize_jpeg, stylize_video
 
 from conftest import REPO

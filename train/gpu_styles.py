@@ -42,9 +42,10 @@ from pathlib import Path
 
 from torch.utils.flop_counter import FlopCounterMode
 
+from perceptual_models.cards import STYLE_SOURCES, export_model
 from perceptual_models.hub import BUNDLED_DIR
 from perceptual_models.inference import style_model_name
-from perceptual_models.publish import STYLE_SOURCES, export_model, prepare_repo
+from perceptual_models.tools.publish import prepare_repo
 
 from .cli import build_parser, make_spec
 from .loop import Trainer

@@ -1,4 +1,4 @@
-"""Synthetic video clips with a known tone: what the video tests and `demo.bench_live` stylise."""
+"""Synthetic video clips with a known tone: what the video tests and `demo.tools.bench_live` stylise."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import av
 import numpy as np
 from PIL import Image
 
-PHOTO = Path(__file__).parent / "weights" / "styles" / "wave.jpg"  # any picture with detail, bundled
+from ..hub import BUNDLED_DIR
+
+PHOTO = BUNDLED_DIR / "styles" / "wave.jpg"  # any picture with detail, bundled
 
 
 def write_clip(path: Path, seconds: float = 2.0, width: int = 640, height: int = 360, fps: int = 30,

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from .gatys import GATYS_OBJECTIVE, GatysSettings, run
-from .hub import HubSettings
-from .inference import Runner, device_name, synchronize
-from .metrics import psnr
-from .runtime import configure
+from ..gatys import GATYS_OBJECTIVE, GatysSettings, run
+from ..hub import HubSettings
+from ..inference import Runner, device_name, synchronize
+from ..metrics import psnr
+from ..runtime import configure
 
 # The paper's Table 1 (GTX Titan X): Gatys at 100/300/500 iterations and the network, seconds.
 PAPER_TABLE1 = {
@@ -77,7 +77,7 @@ def feedforward_variants(model_name: str, size: int, device: torch.device, repea
     if compiled is not None:
         paths["compiled_fast"] = compiled
     if onnx and device.type == "cpu":
-        from .export import export_onnx, onnx_session
+        from ..export import export_onnx, onnx_session
 
         with tempfile.TemporaryDirectory() as folder:
             session = onnx_session(export_onnx(exact.model, Path(folder) / "model.onnx"))
@@ -145,7 +145,7 @@ def _peak_rss_mib_of(task: str, size: int, model_name: str, device_name_: str, s
         configure(device)  # as the app and the CLI run the network
         Runner.load(model_name, device, settings=settings)(torch.rand(1, 3, size, size))
     else:
-        from .vgg import load_loss_network
+        from ..vgg import load_loss_network
 
         network = load_loss_network(GATYS_OBJECTIVE.layers, device=device, settings=settings)
         gatys = GatysSettings(iterations=5, max_pixels=size * size)
@@ -161,7 +161,7 @@ def peak_rss_mib(task: str, size: int, model_name: str, device: torch.device, se
 
 def run_bench(sizes: list[int], iterations: list[int], device: torch.device, model_name: str, repeats: int,
               gatys_per_iter: int | None, compile_fast: bool, onnx: bool, memory: bool, settings: HubSettings) -> dict:
-    from .vgg import load_loss_network
+    from ..vgg import load_loss_network
 
     # What the app and the CLI set up, stated first so every timing here shares it (except the
     # "plain process" one, a fresh process with glibc's defaults).

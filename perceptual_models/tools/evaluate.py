@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from .errors import ConfigError
-from .image_io import crop_to_multiple, degrade, load_image, quantize
-from .metrics import Reference
+from ..errors import ConfigError
+from ..image_io import crop_to_multiple, degrade, load_image, quantize
+from ..metrics import Reference
 
 PROTOCOL = (
     "HR cropped to a multiple of the scale; LR = bicubic downsampling (PIL filter) rounded to 8 bits; "

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import ConfigError, RemoteError
+from ..errors import ConfigError, RemoteError
 from .publish import upload
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 # What app.py needs on a Space: the app, the library with its bundled weights, the trainer (the
 # "Train your own style" tab runs `python -m train style`), and the licences.
 # docs/: the README's links (results, training notes, deployment) resolve on the Space's page too.
+# A `*` matches across `/` (huggingface_hub's fnmatch), so subfolders go too: the weights, and the
+# tools (demo/tools, perceptual_models/tools), which the app does not need but costs nothing to ship.
 SPACE_FILES = ["app.py", "requirements.txt", "README.md", "NOTICE", "demo/*", "perceptual_models/*", "train/*", "docs/*"]
 NOT_SHIPPED = ["*__pycache__*", "*.pyc", "*.pyi", ".*", "*/.*"]
 
