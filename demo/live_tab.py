@@ -44,7 +44,7 @@ VIDEO_BATCH = 4  # frames per network call (eager path: ~1.6x the frames/s of on
 # to its stylised version being decoded on screen, and the frames shown per second. Gradio's camera
 # grabs frames with canvas.toDataURL("image/jpeg") and may send the next before the last returns;
 # each output's data URL names the byte size of the frame it came from (`LiveFrame`), which finds
-# its grab. `window.__live` feeds demo/bench_live.py.
+# its grab. `window.__live` feeds demo/tools/bench_live.py.
 STATS_JS = r"""
 const live = window.__live = {shown: [], grabs: [], inFlight: null, src: null};
 if (!window.__liveGrabHook) {

@@ -35,7 +35,7 @@ Network = Callable[[torch.Tensor], torch.Tensor]  # (N, 3, H, W) in [0, 1] -> th
 STROKE_RANGE = (0.5, 2.0)  # beyond 2 the network sees too few pixels; below 0.5 it costs over 4x
 # Steady video: a still pixel keeps this much of the previous output (the rest is the new one), and
 # a pixel whose input changed by STEADY_CHANGE or more (3x3 mean of the signed frame difference,
-# averaged over RGB) takes the new output alone. Chosen with `python -m demo.bench_live --steady`.
+# averaged over RGB) takes the new output alone. Chosen with `python -m demo.tools.bench_live --steady`.
 STEADY_KEEP = 0.8
 STEADY_CHANGE = 6 / 255
 

@@ -11,8 +11,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from demo.app_process import REPO, running_app
 from demo.services import origin_in_words
+from demo.tools.app_process import REPO, running_app
 from perceptual_models import hub
 from perceptual_models.image_io import load_image, quantize, resize_longer_side, rgb_to_ycbcr
 from perceptual_models.inference import SR_LABELS, SR_METHODS, sr_model_name

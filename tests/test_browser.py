@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from demo.app_process import REPO, running_app
+from demo.tools.app_process import REPO, running_app
 
 from bad_inputs import write_bad_inputs
 from conftest import VGG_FILE

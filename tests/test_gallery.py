@@ -3,7 +3,7 @@ do not import `demo`)."""
 
 import json
 
-from demo.build_gallery import table1_markdown
+from demo.tools.build_gallery import table1_markdown
 
 
 def test_gallery_table1_reports_both_eager_baselines(tmp_path):

@@ -10,7 +10,7 @@ from PIL import Image
 from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from demo.app_process import REPO, running_app
+from demo.tools.app_process import REPO, running_app
 from perceptual_models.tools.clips import write_clip
 from perceptual_models.video import probe
 

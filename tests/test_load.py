@@ -12,8 +12,8 @@ import torch
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from demo.app_process import REPO, running_app
-from demo.bench_app import Photos, class_of_thirty
+from demo.tools.app_process import REPO, running_app
+from demo.tools.bench_app import Photos, class_of_thirty
 from perceptual_models.errors import ConfigError
 from perceptual_models.runtime import COMPILE_CHOICES, compiles
 
@@ -120,8 +120,8 @@ def test_networks_compile_on_a_gpu_only_unless_asked():
 
 
 def test_a_small_class_completes(tmp_path):
-    """The class-of-thirty benchmark (`python -m demo.bench_app --class`) in small: every kind of request
-    started at once, all complete without error, and a queued optimization is told where it stands."""
+    """The class-of-thirty benchmark (`python -m demo.tools.bench_app --class`) in small: every kind of
+    request started at once, all complete without error, and a queued optimization is told where it stands."""
     env = {"HF_HUB_OFFLINE": "1", "PERCEPTUAL_VGG_WEIGHTS": str(VGG_FILE)}
     with running_app(tmp_path / "app", **env) as (url, _):
         outcomes = class_of_thirty(url, Photos.write(tmp_path, large_side=256),

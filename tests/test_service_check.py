@@ -1,5 +1,5 @@
-"""The GPU service check (`python -m demo.service_check`) on the CPU with a tiny budget, as a lent GPU
-machine runs it: without Gradio or PyAV. The Gallery shows its report."""
+"""The GPU service check (`python -m demo.tools.service_check`) on the CPU with a tiny budget, as a lent
+GPU machine runs it: without Gradio or PyAV. The Gallery shows its report."""
 
 import json
 import subprocess
@@ -8,12 +8,11 @@ import sys
 import gradio as gr
 
 from demo import gallery_tab
-from demo.app_process import REPO
-from demo.service_check import markdown
+from demo.tools.app_process import REPO
 
 # What the GPU machine lacks, made unimportable: the check must not need them.
 WITHOUT_GRADIO = ("import runpy, sys; sys.modules['gradio'] = sys.modules['av'] = None; "
-                  "runpy.run_module('demo.service_check', run_name='__main__')")
+                  "runpy.run_module('demo.tools.service_check', run_name='__main__')")
 TINY = ["--device", "cpu", "--sizes", "64,96", "--repeats", "1", "--gatys-size", "64", "--gatys-iterations", "3",
         "--sr-side", "64", "--recon-size", "64", "--recon-iterations", "3", "--frame-size", "64", "--frames", "2"]
 
@@ -32,7 +31,7 @@ def test_service_check_drives_every_action_without_gradio(tmp_path):
     assert report["live"]["frames"] == 2 and report["live"]["median_ms"] > 0
     assert not report["compiled"]  # "auto" compiles on a GPU only, as app.py
 
-    table = markdown(report)
+    table = gallery_tab.service_check_markdown(report)
     assert "| stylise 96 px |" in table and "| Gatys 64 px, 3 iterations |" in table
     assert "| super-resolution x8 of 64x64, with PSNR/SSIM |" in table and "| live frame at 64 px" in table
 

@@ -81,7 +81,7 @@ def test_the_deployed_files_run_the_app_under_zerogpu_rules(deployed, tmp_path):
     for name, data in server.created[KEY].files.items():
         (copy / name).parent.mkdir(parents=True, exist_ok=True)
         (copy / name).write_bytes(data)
-    from demo.app_process import running_app  # the app tests' launcher; the rest of this module is library-only
+    from demo.tools.app_process import running_app  # the app tests' launcher; the rest of this module is library-only
 
     log = tmp_path / "zerogpu.log"
     env = {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(FAKE_ZEROGPU), "FAKE_ZEROGPU_LOG": str(log)}

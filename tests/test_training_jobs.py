@@ -13,8 +13,8 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 from safetensors.torch import load_file
 
-from demo.app_process import REPO, free_port
 from demo.services import Services, UserError
+from demo.tools.app_process import REPO, free_port
 from demo.training import START_FROM, STRENGTHS, Budget, TrainingJobs
 from demo.ui import build_demo, launch_options
 from perceptual_models import hub

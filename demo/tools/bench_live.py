@@ -1,4 +1,4 @@
-"""The Live tab's real-time numbers, as a viewer sees them: `python -m demo.bench_live`.
+"""The Live tab's real-time numbers, as a viewer sees them: `python -m demo.tools.bench_live`.
 
 Starts the app (the path it serves: eager on a CPU), opens it in headless Chromium with a fake camera,
 streams for `--seconds` at each size and prints the frames per second shown in `live-output`
@@ -148,7 +148,7 @@ def bench_steady(size: int, count: int, sigma: float, pan: int, keeps: list[floa
     Each of `keeps` is tried as the most of the previous output a still pixel keeps."""
     import torch
 
-    from demo.build_gallery import EXAMPLES
+    from demo.tools.build_gallery import EXAMPLES
     from perceptual_models.controls import STEADY_KEEP, SteadyState, steady
     from perceptual_models.hub import HubSettings
     from perceptual_models.image_io import load_image, quantize, resize

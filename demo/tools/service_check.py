@@ -1,4 +1,4 @@
-"""The app's own code path on any device, without Gradio: `python -m demo.service_check [--out FILE]`.
+"""The app's own code path on any device, without Gradio: `python -m demo.tools.service_check [--out FILE]`.
 
 What the page does, through `demo.services.Services` set up as app.py sets it up (the process
 settings, every model, the warm-up, torch.compile where app.py compiles): feed-forward stylisation
@@ -6,9 +6,10 @@ at several sizes, Gatys et al., super-resolution x4 and x8 with PSNR/SSIM, a Fig
 reconstruction, and a stream of live camera frames through the Live tab's own per-frame call
 (`Services.live_frame`). Prints the timings;
 `--out` writes them as JSON, and the Gallery shows demo/gallery/gpu_service_check.json when it
-exists. Made for the lent GPU machines, which have torch but neither Gradio nor PyAV:
+exists (demo/gallery_tab.py renders it). Made for the lent GPU machines, which have torch but
+neither Gradio nor PyAV:
 
-    python -m demo.service_check --device cuda --out $OUT/gpu_service_check.json
+    python -m demo.tools.service_check --device cuda --out $OUT/gpu_service_check.json
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from perceptual_models.inference import device_name
 from perceptual_models.runtime import COMPILE_CHOICES, compiles, configure
 from perceptual_models.video import encode_jpeg
 
-HERE = Path(__file__).parent
-PHOTO = HERE / "examples" / "astronaut.jpg"
+DEMO = Path(__file__).resolve().parents[1]  # demo/, for its example photos
+PHOTO = DEMO / "examples" / "astronaut.jpg"
 CAMERA = (640, 480)  # what the Live tab asks the camera for
 
 
@@ -95,28 +96,6 @@ def check(services: Services, args: argparse.Namespace) -> dict:
     print(f"live frames {CAMERA[0]}x{CAMERA[1]} JPEG at {args.frame_size} px: {1000 * total:.1f} ms per frame "
           f"(network {report['live']['network_median_ms']:.1f} ms), {report['live']['frames_per_s']:.1f} frames/s")
     return report
-
-
-def markdown(report: dict) -> str:
-    """The report as the Gallery shows it."""
-    networks = "compiled" if report["compiled"] else "eager"
-    intro = (f"On {report['device']} (torch {report['torch']}, {networks} networks), {report['date']}, through the "
-             "app's own service layer (`python -m demo.service_check`).")
-    lines = [intro, "", "| action | seconds |", "| --- | --- |"]
-    lines += [f"| stylise {row['size']} px | {row['median_s']:.4f} (first {row['first_s']:.3f}) |" for row in report["stylize"]]
-    gatys = report["gatys"]
-    lines.append(f"| Gatys {gatys['size']} px, {gatys['iterations']} iterations | {gatys['seconds']:.2f} "
-                 f"({gatys['per_iteration_s']:.4f} per iteration) |")
-    for row in report["super_resolution"]:
-        methods = ", ".join(f"{m['method']} {m['seconds']:.3f} s, {m['psnr']:.2f} dB" for m in row["methods"])
-        lines.append(f"| super-resolution x{row['scale']} of {row['input']}, with PSNR/SSIM | {row['seconds']:.2f} ({methods}) |")
-    recon = report["reconstruction"]
-    lines.append(f"| reconstruction {recon['layer']} at {recon['size']} px, {recon['iterations']} iterations | "
-                 f"{recon['seconds']:.2f} |")
-    live = report["live"]
-    lines.append(f"| live frame at {live['size']} px (JPEG in and out) | {live['median_ms'] / 1000:.4f} "
-                 f"({live['frames_per_s']:.0f} frames/s) |")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:

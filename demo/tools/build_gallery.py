@@ -1,4 +1,4 @@
-"""Render the Gallery tab from the bundled weights: `python -m demo.build_gallery`.
+"""Render the Gallery tab from the bundled weights: `python -m demo.tools.build_gallery`.
 
 Writes small JPEGs and `index.json` into demo/gallery/. The tables come from JSON files made by
 our own commands, kept beside them:
@@ -36,9 +36,9 @@ from perceptual_models.tools.bench import PAPER_TABLE1
 from perceptual_models.tools.evaluate import format_table
 from perceptual_models.vgg import load_loss_network
 
-HERE = Path(__file__).parent
-GALLERY = HERE / "gallery"
-EXAMPLES = sorted((HERE / "examples").glob("*.jpg"))
+DEMO = Path(__file__).resolve().parents[1]  # demo/: the example photos in, the gallery out
+GALLERY = DEMO / "gallery"
+EXAMPLES = sorted((DEMO / "examples").glob("*.jpg"))
 CPU = torch.device("cpu")
 
 
@@ -205,13 +205,13 @@ def table1_markdown(path: Path) -> str:
 
 
 def live_markdown(path: Path) -> str:
-    """The Live tab's speed as a viewer sees it (written by `python -m demo.bench_live --json`)."""
+    """The Live tab's speed as a viewer sees it (written by `python -m demo.tools.bench_live --json`)."""
     if not path.is_file():
         return ""
     result = json.loads(path.read_text())
-    lines = [(f"**Real time, in the browser** on {result['device']} (`python -m demo.bench_live`; headless Chromium, "
-              "fake camera, compiled fast path; end to end = camera grab to stylised frame on screen; load average "
-              f"{' / '.join(result['load_average'])} when it started)"), "",
+    lines = [(f"**Real time, in the browser** on {result['device']} (`python -m demo.tools.bench_live`; "
+              "headless Chromium, fake camera, compiled fast path; end to end = camera grab to stylised frame on "
+              f"screen; load average {' / '.join(result['load_average'])} when it started)"), "",
              "| size | frames/s shown | end to end p50 / p95 (ms) | server per frame (ms) |", "| --- | --- | --- | --- |"]
     for row in result.get("stream", []):
         lines.append(f"| {row['size']} | {row['fps_shown']:.1f} | {row['latency_p50_ms']:.0f} / {row['latency_p95_ms']:.0f}"
@@ -244,7 +244,7 @@ def teaser(settings: hub.HubSettings) -> None:
 def controls_strips(settings: hub.HubSettings, size: int = 256) -> list[str]:
     """One strip per control of perceptual_models/controls.py (docs/controls.md shows them): a photo
     and a few settings, through the same `controls.stylize` the app and the CLI use."""
-    photo = resize_longer_side(load_image(HERE / "examples" / "chelsea.jpg"), size)
+    photo = resize_longer_side(load_image(DEMO / "examples" / "chelsea.jpg"), size)
     networks = {style: Runner.load(style_model_name(style), CPU, "exact", settings) for style in ("starry_night", "wave")}
 
     def styled(style: str = "starry_night", **values) -> Image.Image:
@@ -324,7 +324,7 @@ def main() -> None:
         sections.append(reconstruction_section(args.gatys_iters, settings))
     sections += [sr_section(4, settings), sr_section(8, settings), tables_section()]
     teaser(settings)
-    index = {"intro": "Precomputed with `python -m demo.build_gallery` from the bundled weights "
+    index = {"intro": "Precomputed with `python -m demo.tools.build_gallery` from the bundled weights "
                       "(example photos: see NOTICE).", "sections": sections}
     index_path.write_text(json.dumps(index, indent=2) + "\n")
     print(f"wrote {index_path} and {len(list(GALLERY.glob('*.jpg')))} images")

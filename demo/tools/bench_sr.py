@@ -1,4 +1,4 @@
-"""Super-resolution of a phone-sized photo, timed step by step: `python -m demo.bench_sr [--app]`.
+"""Super-resolution of a phone-sized photo, timed step by step: `python -m demo.tools.bench_sr [--app]`.
 
 A 2048x2048 image (an example photo enlarged, or `--image`), x4, the app's defaults (the image is
 the original, bicubic degradation): through `Services` in this process, each method and its
@@ -17,12 +17,12 @@ from pathlib import Path
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from demo.app_process import running_app
 from demo.services import Services, SRComparison, SRStep
+from demo.tools.app_process import running_app
 from perceptual_models.hub import HubSettings
 from perceptual_models.runtime import configure
 
-HERE = Path(__file__).parent
+DEMO = Path(__file__).resolve().parents[1]  # demo/, for its example photos
 
 
 def bench_services(photo: Path, repeats: int) -> None:
@@ -67,7 +67,7 @@ def main() -> None:
         photo = args.image
         if photo is None:
             photo = Path(tmp) / "photo2048.jpg"
-            Image.open(HERE / "examples" / "astronaut.jpg").convert("RGB").resize((2048, 2048), Image.BICUBIC).save(
+            Image.open(DEMO / "examples" / "astronaut.jpg").convert("RGB").resize((2048, 2048), Image.BICUBIC).save(
                 photo, quality=92)
         bench_services(photo, args.repeats)
         if args.app:

@@ -1,4 +1,4 @@
-"""The numbers behind perceptual_models/controls.py: `python -m demo.bench_controls`.
+"""The numbers behind perceptual_models/controls.py: `python -m demo.tools.bench_controls`.
 
 `--strength`: how three ways of blending the photo into the network's output keep contrast at
 strength 0.5, on the example photos: a plain pixel blend photo + s (output - photo), the

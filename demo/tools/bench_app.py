@@ -1,4 +1,4 @@
-"""End-to-end timings of the app as its visitors see them: `python -m demo.bench_app [--class]`.
+"""End-to-end timings of the app as its visitors see them: `python -m demo.tools.bench_app [--class]`.
 
 Each run starts a fresh `python app.py` on a free port as a Space restarts: offline, with an empty
 compiler cache (TORCHINDUCTOR_CACHE_DIR in a new folder; `--compile` is passed on as PERCEPTUAL_COMPILE),
@@ -31,10 +31,10 @@ from gradio_client import Client, handle_file
 from gradio_client.utils import Status
 from PIL import Image
 
-from demo.app_process import running_app
+from demo.tools.app_process import running_app
 
-HERE = Path(__file__).parent
-PHOTO = HERE / "examples" / "astronaut.jpg"
+DEMO = Path(__file__).resolve().parents[1]  # demo/, for its example photos
+PHOTO = DEMO / "examples" / "astronaut.jpg"
 GATYS_SIZE, ITERATIONS = 256, 20
 CLASS = {"/stylize": 24, "/gatys": 4, "/upscale": 2}
 
