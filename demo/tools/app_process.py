@@ -1,4 +1,4 @@
-"""Start `python app.py` as a real server process on a free port (tests, `demo.bench_app`)."""
+"""Start `python app.py` as a real server process on a free port (tests, `demo.tools.bench_app`)."""
 
 from __future__ import annotations
 
