@@ -2,6 +2,7 @@
 GPU machine runs it: without Gradio or PyAV. The Gallery shows its report."""
 
 import json
+import shlex
 import subprocess
 import sys
 
@@ -9,6 +10,9 @@ import gradio as gr
 
 from demo import gallery_tab
 from demo.tools.app_process import REPO
+from demo.tools.gpu_session import main as gpu_session
+
+from conftest import STYLES
 
 # What the GPU machine lacks, made unimportable: the check must not need them.
 WITHOUT_GRADIO = ("import runpy, sys; sys.modules['gradio'] = sys.modules['av'] = None; "
@@ -55,3 +59,17 @@ def test_the_gallery_shows_the_service_check_when_there_is_one(tmp_path, monkeyp
     shown = next(block.value for block in page.blocks.values() if block.elem_id == "gpu-service-check")
     assert "On NVIDIA H100 (test) (torch 2.x, compiled networks)" in shown
     assert "| stylise 512 px | 0.0030 (first 0.500) |" in shown and "(160 frames/s)" in shown
+
+
+def test_gpu_session_runs_the_service_check_then_trains_in_the_time_left(tmp_path):
+    """The one command for a lent GPU, on the CPU with tiny budgets: both reports come back in $OUT."""
+    out = tmp_path / "out"
+    train = (f"--data {REPO / 'demo' / 'examples'} --style-dir {STYLES} --styles wave --iterations 1 --image-size 32 "
+             f"--batch-size 2 --work {tmp_path / 'runs'}")
+    gpu_session(["--out", str(out), "--device", "cpu", "--service-args", shlex.join(TINY[2:]), "--train-args", train])
+    log = (out / "gpu_session.log").read_text()
+    assert log.count(": done") == 2, log[-3000:]
+    assert json.loads((out / "gpu_service_check.json").read_text())["gatys"]["iterations"] == 3
+    assert json.loads((out / "summary.json").read_text())["wave"]["finished"]
+    assert sorted(p.name for p in out.iterdir()) == ["gpu_service_check.json", "gpu_session.log", "style_wave.tar",
+                                                    "summary.json"]  # the device tool returns at most 8 files
