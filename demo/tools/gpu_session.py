@@ -7,7 +7,8 @@ one prepared command to run first when one is (issues 30 and 32):
    Gatys 100 iterations, super-resolution x4/x8 with metrics, reconstruction, live frames), capped at
    `--service-seconds`: `$OUT/gpu_service_check.json`, which the Gallery shows once copied to demo/gallery/;
 2. the style networks at the paper's 256 px crops, going on from the bundle (`train.gpu_styles`), in the
-   time left of `--seconds`: `$OUT/style_<name>.tar` and `summary.json`.
+   time left of `--seconds`, less ~20 s a style for start-up and export: `$OUT/style_<name>.tar` and
+   `summary.json`.
 
 Each runs in its own process, so a failure of the first still leaves the second its time. The log is
 `$OUT/gpu_session.log`: with the tars that is 8 files, what the device tool returns at most.
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-EXPORT_SECONDS = 60  # after the training time: the last style's export and tar, and the call's margin
+JOB_OVERHEAD_SECONDS = 120  # train.gpu_styles' start-ups and exports, ~20 s a style, on top of its --minutes
 
 
 def run_step(name: str, command: list[str], seconds: float, log) -> int:
@@ -64,10 +65,11 @@ def main(argv: list[str] | None = None) -> None:
         run_step("service check", [sys.executable, "-m", "demo.tools.service_check", "--device", args.device,
                                    "--out", str(args.out / "gpu_service_check.json"),
                                    *shlex.split(args.service_args)], args.service_seconds, log)
-        left = args.seconds - (time.monotonic() - start) - EXPORT_SECONDS
+        left = args.seconds - (time.monotonic() - start)  # the job may run to the session's end, no further
+        minutes = max(left - JOB_OVERHEAD_SECONDS, 0) / 60
         run_step("style networks", [sys.executable, "-m", "train.gpu_styles", "--device", args.device,
-                                    "--out", str(args.out), "--minutes", f"{max(left, 0) / 60:.2f}",
-                                    *shlex.split(args.train_args)], left + EXPORT_SECONDS, log)
+                                    "--out", str(args.out), "--minutes", f"{minutes:.2f}",
+                                    *shlex.split(args.train_args)], left, log)
     print((args.out / "gpu_session.log").read_text())
 
 
