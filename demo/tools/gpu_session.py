@@ -13,8 +13,8 @@ one prepared command to run first when one is (issues 30 and 32):
 Each runs in its own process, so a failure of the first still leaves the second its time. The log is
 `$OUT/gpu_session.log`: with the tars that is 8 files, what the device tool returns at most.
 
-    # here: the photos and styles travel in an ignored folder (the VGG copy is in the repository)
-    mkdir -p .gpu && cp -r ../shared/gpu_bundle/train ../shared/gpu_bundle/styles .gpu/
+    # here: copy the shared data folder's gpu_bundle/train and gpu_bundle/styles into .gpu/ (ignored by git;
+    # the VGG copy is in the repository; docs/training-notes.md, "The GPU job", has the command)
     # device tool: command "python3 -m demo.tools.gpu_session --out $OUT", carry [".gpu"], timeout_s 600
     # back here (FILES: where the device tool put them):
     cp FILES/gpu_service_check.json demo/gallery/
