@@ -64,8 +64,8 @@ def test_the_gallery_shows_the_service_check_when_there_is_one(tmp_path, monkeyp
 def test_gpu_session_runs_the_service_check_then_trains_in_the_time_left(tmp_path):
     """The one command for a lent GPU, on the CPU with tiny budgets: both reports come back in $OUT."""
     out = tmp_path / "out"
-    train = (f"--data {REPO / 'demo' / 'examples'} --style-dir {STYLES} --styles wave --iterations 1 --image-size 32 "
-             f"--batch-size 2 --work {tmp_path / 'runs'}")
+    train = shlex.join(["--data", str(REPO / "demo" / "examples"), "--style-dir", str(STYLES), "--styles", "wave",
+                        "--iterations", "1", "--image-size", "32", "--batch-size", "2", "--work", str(tmp_path / "runs")])
     gpu_session(["--out", str(out), "--device", "cpu", "--service-args", shlex.join(TINY[2:]), "--train-args", train])
     log = (out / "gpu_session.log").read_text()
     assert log.count(": done") == 2, log[-3000:]

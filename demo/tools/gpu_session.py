@@ -35,15 +35,15 @@ import torch
 JOB_OVERHEAD_SECONDS = 120  # train.gpu_styles' start-ups and exports, ~20 s a style, on top of its --minutes
 
 
-def run_step(name: str, command: list[str], seconds: float, log) -> int:
+def run_step(name: str, command: list[str], seconds: float, log) -> None:
     """Run one step in its own process for at most `seconds`; its output goes to the log as it comes."""
     print(f"== {name}: {shlex.join(command)} (at most {seconds:.0f} s)", file=log, flush=True)
     try:
         code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=seconds, check=False).returncode
+        outcome = "done" if code == 0 else f"failed (exit {code})"
     except subprocess.TimeoutExpired:
-        code = "timed out"
-    print(f"== {name}: {'done' if code == 0 else f'failed ({code})'}", file=log, flush=True)
-    return code
+        outcome = "failed (timed out)"
+    print(f"== {name}: {outcome}", file=log, flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
